@@ -1,0 +1,103 @@
+"""The base class every objective, built-in or third-party, derives from.
+
+An objective has two halves that meet only through key names:
+
+- a data half made of TensorFlow ops, run inside ``tf.data`` on batches of
+  dense features (``token_ids``, ``padding_mask``, ``segment_ids``): it
+  corrupts the inputs and makes labels and sample weights, adding any extra
+  model inputs under keys that start with its own name (``mlm_positions``);
+- a model half that adds a head on the backbone's named outputs and says
+  which loss and metrics train it.
+
+Objectives see the :class:`zoo.spec.ModelSpec` of the backbone, never the
+model family's code.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import keras
+import tensorflow as tf
+
+from zoo.errors import ConfigError
+
+
+class Objective(abc.ABC):
+    """A self-supervised objective.
+
+    Subclasses set ``name`` and ``requires`` and implement :meth:`prepare`,
+    :meth:`build_head`, :meth:`loss`; the rest have working defaults.
+
+    Args:
+        loss_weight: weight of this objective's loss in the total loss.
+
+    Example:
+        >>> import zoo
+        >>> class Copy(zoo.Objective):
+        ...     name = "copy"
+        ...     requires = frozenset({"bidirectional"})
+        ...     def prepare(self, features, spec, seed):
+        ...         return features, features["token_ids"], tf.cast(features["padding_mask"], "float32")
+        ...     def build_head(self, outputs, inputs, spec):
+        ...         return spec.token_embedding(outputs["sequence_output"], reverse=True)
+        >>> Copy(loss_weight=0.5).loss_weight
+        0.5
+    """
+
+    #: Registry name; also the key of this objective's outputs, labels and losses.
+    name: ClassVar[str] = ""
+    #: Capabilities (see :data:`zoo.spec.CAPABILITIES`) the backbone must have.
+    requires: ClassVar[frozenset] = frozenset()
+    #: One line for ``zoo list``.
+    description: ClassVar[str] = ""
+
+    def __init__(self, *, loss_weight: float = 1.0):
+        if not loss_weight >= 0:
+            raise ConfigError(f"{self.name}: loss_weight must be >= 0, got {loss_weight!r}")
+        self.loss_weight = float(loss_weight)
+
+    # -- data half: TensorFlow ops on a batch, usable in Dataset.map ---------
+
+    @abc.abstractmethod
+    def prepare(self, features: dict, spec, seed: tf.Tensor) -> tuple:
+        """Corrupt a batch and make its labels.
+
+        Args:
+            features: dict of dense int32 tensors ``[batch, sequence_length]``
+                (``token_ids``, ``padding_mask``, ``segment_ids``, and what
+                objectives before this one added).
+            spec: the backbone's :class:`~zoo.spec.ModelSpec`.
+            seed: int ``[2]`` seed for stateless random ops; the same seed
+                gives the same output.
+
+        Returns:
+            ``(features, labels, sample_weight)``: the features with this
+            objective's changes, and this objective's labels and float32
+            weights (0 where nothing is to be learned).
+        """
+
+    def prepare_inference(self, features: dict, spec) -> dict:
+        """Add the inputs this objective's head needs at prediction time (no corruption)."""
+        return features
+
+    # -- model half ------------------------------------------------------------
+
+    def head_inputs(self, spec, sequence_length: int) -> dict:
+        """Extra ``keras.Input`` tensors the head needs, keyed by feature name."""
+        return {}
+
+    @abc.abstractmethod
+    def build_head(self, outputs: dict, inputs: dict, spec):
+        """Return the head's output tensor, built on the backbone's named `outputs`."""
+
+    def loss(self) -> keras.losses.Loss:
+        """The loss of this objective, averaged over weighted positions."""
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight", name=f"{self.name}_loss"
+        )
+
+    def metrics(self) -> list:
+        """Weighted metrics reported for this objective."""
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
