@@ -1,0 +1,73 @@
+"""zoo.build on raw text: every compatible pair trains, predicts and distributes."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.text.corpus import default_corpus
+
+PAIRS = [("bert", "mlm"), ("gpt", "clm"), ("lstm_lm", "clm")]
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return default_corpus()[:300]
+
+
+@pytest.mark.parametrize("model_name, objective", PAIRS)
+def test_fit_on_raw_strings_lowers_the_loss(model_name, objective, texts):
+    tf.keras.utils.set_random_seed(0)
+    model = zoo.build(model_name, objective=objective, sequence_length=64)
+    before = model.evaluate(texts, batch_size=16, return_dict=True, verbose=0)
+    history = model.fit(texts, batch_size=16, epochs=3, verbose=0)
+    after = model.evaluate(texts, batch_size=16, return_dict=True, verbose=0)
+    assert after["loss"] < before["loss"] - 0.5, (before, after)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert f"{objective}_accuracy" in after
+
+
+def test_mlm_predict_returns_logits_at_each_written_mask():
+    model = zoo.build("bert", objective="mlm", sequence_length=32)
+    mask = "[MASK]"
+    logits = model.predict([f"the {mask} of the {mask}", "no masks here", ""], verbose=0)
+    assert set(logits) == {"mlm"}
+    assert logits["mlm"].shape == (3, model.objectives[0].max_predictions_for(32), model.spec.vocabulary_size)
+    assert np.all(np.isfinite(logits["mlm"]))
+
+
+@pytest.mark.parametrize("model_name", ["gpt", "lstm_lm"])
+def test_clm_predict_returns_next_token_logits_per_position(model_name):
+    model = zoo.build(model_name, objective="clm", sequence_length=24)
+    logits = model.predict(["a short text", "a much longer text " * 20], batch_size=2, verbose=0)
+    assert logits["clm"].shape == (2, 24, model.spec.vocabulary_size)
+
+
+def test_predict_keeps_input_order():
+    model = zoo.build("gpt", objective="clm", sequence_length=16)
+    texts = [f"document number {i}" for i in range(10)]
+    together = model.predict(texts, batch_size=4, verbose=0)["clm"]
+    alone = model.predict(texts[7:8], verbose=0)["clm"]
+    np.testing.assert_allclose(together[7], alone[0], rtol=1e-4, atol=1e-4)
+
+
+def test_fit_under_mirrored_strategy_on_two_cpus(texts):
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "conftest configures two logical CPUs"
+    tf.keras.utils.set_random_seed(0)
+    with tf.distribute.MirroredStrategy(devices).scope():
+        model = zoo.build("bert", objective="mlm", sequence_length=32)
+    history = model.fit(texts[:100], batch_size=8, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_labels_for_self_supervised_fit_are_rejected(texts):
+    model = zoo.build("gpt", objective="clm", sequence_length=16)
+    with pytest.raises(zoo.ZooError, match="make their own labels"):
+        model.fit(texts, y=[0] * len(texts))
+
+
+def test_sequence_length_beyond_the_model_is_an_error():
+    with pytest.raises(zoo.ZooError, match="max_sequence_length"):
+        zoo.build("bert", objective="mlm", sequence_length=4096)

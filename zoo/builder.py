@@ -1,0 +1,108 @@
+"""``zoo.build``: a compiled task from a model name and objective names."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+
+from zoo import registry
+from zoo.errors import ConfigError, IncompatibleError, unknown_name
+from zoo.objective import Objective
+from zoo.task import Task
+from zoo.text.tokenizer import resolve_tokenizer
+
+DEFAULT_SEQUENCE_LENGTH = 128
+
+
+def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, sequence_length: int | None = None,
+          seed: int = 0, **overrides) -> Task:
+    """Build and compile a task: a backbone with one head per objective.
+
+    Args:
+        model: a registered model family (``zoo.models()``).
+        objective: an objective name, an :class:`zoo.Objective`, a list of
+            either, or a dict of name to parameters
+            (``{"mlm": {"mask_rate": 0.2}}``); default: the family's own.
+        size: a preset of the family (``tiny``, ``small``, ``base``).
+        tokenizer: a :class:`zoo.text.tokenizer.Tokenizer` or a saved
+            tokenizer directory; default: one trained on the embedded
+            corpus (cached after the first use), with ``vocabulary_size``
+            from the overrides if given.
+        sequence_length: length of training examples; default
+            ``min(128, max_sequence_length)``.
+        seed: seed of the data pipeline.
+        **overrides: preset options in keras-hub names (``num_layers``,
+            ``hidden_dim``, ``dropout``, ...).
+
+    Returns:
+        A compiled :class:`zoo.task.Task` whose ``fit``/``predict`` take raw strings.
+
+    Example:
+        >>> import zoo
+        >>> model = zoo.build("bert", objective="mlm", num_layers=1)
+        >>> sorted(model.output)
+        ['mlm']
+    """
+    family = registry.model_entry(model).value
+    objectives = _objectives(objective, family.default_objective)
+    for instance in objectives:
+        registry.check_compatible(family, type(instance))
+    if size not in family.presets:
+        raise unknown_name(f"{family.name} size", size, family.presets)
+    config = dict(family.presets[size])
+    for key in overrides:
+        if key not in config:
+            raise unknown_name(f"{family.name} option", key, config)
+    config.update(overrides)
+    tokenizer = resolve_tokenizer(tokenizer, family.tokenizer_kind, overrides.get("vocabulary_size"))
+    if "vocabulary_size" in overrides and overrides["vocabulary_size"] != tokenizer.vocabulary_size:
+        raise ConfigError(
+            f"vocabulary_size={overrides['vocabulary_size']} but the tokenizer has "
+            f"{tokenizer.vocabulary_size} tokens; drop the override or pass a matching tokenizer"
+        )
+    config["vocabulary_size"] = tokenizer.vocabulary_size
+    backbone, spec = family.build(config, tokenizer.special_token_ids)
+    for instance in objectives:
+        missing = set(instance.requires) - set(spec.capabilities)
+        if missing:
+            raise IncompatibleError(
+                f"{family.name} built with these options lacks {', '.join(sorted(missing))}, "
+                f"which {instance.name} needs"
+            )
+    if sequence_length is None:
+        sequence_length = min(DEFAULT_SEQUENCE_LENGTH, spec.max_sequence_length)
+    if not 2 <= sequence_length <= spec.max_sequence_length:
+        raise ConfigError(
+            f"sequence_length must be between 2 and {family.name}'s max_sequence_length "
+            f"{spec.max_sequence_length}, got {sequence_length}; raise max_sequence_length or shorten it"
+        )
+    task = Task(backbone, spec, objectives, tokenizer, sequence_length, seed=seed)
+    task.compile()
+    return task
+
+
+def _objectives(objective, default: str) -> list:
+    if objective is None:
+        objective = default
+    if isinstance(objective, (str, Objective)):
+        objective = [objective]
+    if isinstance(objective, Mapping):
+        return [_instantiate(name, params) for name, params in objective.items()]
+    if not isinstance(objective, (list, tuple)) or not objective:
+        raise ConfigError(
+            f"objective must be a name, a zoo.Objective, a list of them or a dict of name to parameters; "
+            f"got {objective!r}"
+        )
+    return [item if isinstance(item, Objective) else _instantiate(item, {}) for item in objective]
+
+
+def _instantiate(name, params) -> Objective:
+    if not isinstance(name, str):
+        raise ConfigError(f"objective names are strings, got {name!r}")
+    cls = registry.objective_entry(name).value
+    params = dict(params or {})
+    accepted = inspect.signature(cls).parameters
+    for key in params:
+        if key not in accepted:
+            raise unknown_name(f"{name} parameter", key, accepted)
+    return cls(**params)

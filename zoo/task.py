@@ -1,0 +1,132 @@
+"""The task model: backbone + objective heads + preprocessing.
+
+A :class:`Task` is a functional ``keras.Model`` whose outputs, labels,
+losses and metrics are dicts keyed by objective name. Like keras-hub tasks,
+its ``fit``, ``evaluate`` and ``predict`` accept raw strings (a list, an
+array or a ``tf.data.Dataset`` of strings) and run the preprocessing in
+``tf.data``; already-preprocessed datasets pass through untouched.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from zoo.errors import ConfigError
+from zoo.text.pipeline import Preprocessor
+
+
+def _is_raw_text(data) -> bool:
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        return isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
+    if isinstance(data, (list, tuple)):
+        return len(data) == 0 or isinstance(data[0], (str, bytes))
+    return hasattr(data, "dtype") and getattr(data.dtype, "kind", "") in ("U", "S", "O")
+
+
+class Task(keras.Model):
+    """Backbone plus one head per objective, trained on raw text.
+
+    Args:
+        backbone: functional backbone with named inputs and outputs.
+        spec: its :class:`zoo.spec.ModelSpec`.
+        objectives: :class:`zoo.Objective` instances (distinct names).
+        tokenizer: the :class:`zoo.text.tokenizer.Tokenizer` of the backbone.
+        sequence_length: length of every example.
+        seed: seed of the data pipeline (shuffling and corruption).
+
+    Use :func:`zoo.build` rather than this constructor.
+
+    Example:
+        >>> model = zoo.build("bert", objective="mlm")  # doctest: +SKIP
+        >>> model.fit(["raw text", "more raw text"] * 100, batch_size=8)  # doctest: +SKIP
+    """
+
+    def __init__(self, backbone, spec, objectives, tokenizer, sequence_length, *, seed=0, **kwargs):
+        names = [objective.name for objective in objectives]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"each objective may appear once, got {names}")
+        inputs = {name: backbone.input[name] for name in spec.input_names}
+        for objective in objectives:
+            inputs.update(objective.head_inputs(spec, sequence_length))
+        outputs = backbone({name: inputs[name] for name in spec.input_names})
+        if not isinstance(outputs, dict):
+            outputs = {"sequence_output": outputs}
+        heads = {objective.name: objective.build_head(outputs, inputs, spec) for objective in objectives}
+        super().__init__(inputs=inputs, outputs=heads, **kwargs)
+        self.backbone = backbone
+        self.spec = spec
+        self.objectives = list(objectives)
+        self.tokenizer = tokenizer
+        self.sequence_length = int(sequence_length)
+        self.preprocessor = Preprocessor(
+            tokenizer, spec, self.objectives, self.sequence_length, tuple(inputs), seed=seed
+        )
+
+    def compile(self, optimizer="auto", loss="auto", loss_weights="auto", weighted_metrics="auto", **kwargs):
+        """Compile with each objective's loss, weight and metrics by default.
+
+        ``optimizer="auto"`` is AdamW (learning rate 1e-3, weight decay 0.01
+        except on biases and normalisation scales, global gradient norm
+        clipped at 1.0). ``jit_compile`` defaults to Keras's ``"auto"`` on
+        GPU and TPU and to no XLA on CPU, where XLA is slower.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01, global_clipnorm=1.0)
+            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        if loss == "auto":
+            loss = {objective.name: objective.loss() for objective in self.objectives}
+        if loss_weights == "auto":
+            loss_weights = {objective.name: objective.loss_weight for objective in self.objectives}
+        if weighted_metrics == "auto":
+            weighted_metrics = {objective.name: objective.metrics() for objective in self.objectives}
+            if len(self.objectives) == 1:  # Keras prefixes output names only when there are several
+                for objective in self.objectives:
+                    for metric in weighted_metrics[objective.name]:
+                        metric.name = f"{objective.name}_{metric.name}"
+        kwargs.setdefault("jit_compile", "auto" if _accelerated() else False)
+        super().compile(
+            optimizer=optimizer, loss=loss, loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs
+        )
+
+    def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
+        """``keras.Model.fit`` that also takes raw strings (packed and corrupted in tf.data)."""
+        if _is_raw_text(x):
+            _reject_labels(y)
+            x = self.preprocessor.training_dataset(x, batch_size or 32)
+            batch_size = None
+            kwargs["shuffle"] = False  # the pipeline shuffles documents itself
+        if validation_data is not None and _is_raw_text(validation_data):
+            validation_data = self.preprocessor.training_dataset(validation_data, 32, shuffle=False)
+        return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """``keras.Model.evaluate`` that also takes raw strings (same corruption every call)."""
+        if _is_raw_text(x):
+            _reject_labels(y)
+            x = self.preprocessor.training_dataset(x, batch_size or 32, shuffle=False)
+            batch_size = None
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """``keras.Model.predict`` on raw strings: one row per string, in order.
+
+        Returns a dict keyed by objective name: ``mlm`` gives logits
+        ``[n, max_predictions, vocabulary_size]`` at the mask tokens written
+        in each text (in order; rows past the last mask are not meaningful);
+        ``clm`` gives next-token logits ``[n, sequence_length, vocabulary_size]``.
+        """
+        if _is_raw_text(x):
+            x = self.preprocessor.inference_dataset(x, batch_size or 32)
+            batch_size = None
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+
+def _reject_labels(y):
+    if y is not None:
+        raise ConfigError("self-supervised objectives make their own labels from raw text; drop `y`")
+
+
+def _accelerated() -> bool:
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
