@@ -71,3 +71,15 @@ def test_labels_for_self_supervised_fit_are_rejected(texts):
 def test_sequence_length_beyond_the_model_is_an_error():
     with pytest.raises(zoo.ZooError, match="max_sequence_length"):
         zoo.build("bert", objective="mlm", sequence_length=4096)
+
+
+def test_fit_takes_a_dataset_of_strings_batched_or_not(texts):
+    model = zoo.build("gpt", objective="clm", sequence_length=32)
+    for dataset in (tf.data.Dataset.from_tensor_slices(texts[:64]), tf.data.Dataset.from_tensor_slices(texts[:64]).batch(5)):
+        history = model.fit(dataset, batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+
+
+def test_default_objective_is_the_familys_own():
+    assert [o.name for o in zoo.build("bert").objectives] == ["mlm"]
+    assert [o.name for o in zoo.build("lstm_lm").objectives] == ["clm"]
