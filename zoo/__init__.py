@@ -1,7 +1,5 @@
 """zoo: self-supervised language-model training on Keras 3 and TensorFlow.
 
-``import zoo`` is cheap; TensorFlow loads on first use of the API.
-
 Example:
     >>> import zoo
     >>> zoo.models()
@@ -9,43 +7,28 @@ Example:
     >>> model = zoo.build("bert", objective="mlm")  # doctest: +SKIP
 """
 
-import importlib
-
-# The subpackages are imported before the functions of the same name are
-# defined: importing a subpackage later would rebind `zoo.models`.
+# Subpackages and modules that share a name with a function of the API are
+# imported first; the `from` imports below then bind the functions. (Importing
+# such a module later would not rebind the name: it is already loaded.)
 import zoo.models as _model_modules  # noqa: F401
 import zoo.objectives as _objective_modules  # noqa: F401
+from zoo import registry as _registry
+from zoo.builder import build
 from zoo.errors import ZooError
+from zoo.export import export
 from zoo.hookspecs import hookimpl
-
-_LAZY = {
-    "build": "zoo.builder",
-    "Objective": "zoo.objective",
-    "ModelFamily": "zoo.spec",
-    "ModelSpec": "zoo.spec",
-}
+from zoo.objective import Objective
+from zoo.spec import ModelFamily, ModelSpec
 
 
 def models() -> list:
     """Names of the registered model families, built-in and from plugins."""
-    from zoo import registry
-
-    return registry.model_names()
+    return _registry.model_names()
 
 
 def objectives() -> list:
     """Names of the registered objectives, built-in and from plugins."""
-    from zoo import registry
-
-    return registry.objective_names()
+    return _registry.objective_names()
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-
-
-__all__ = ["ModelFamily", "ModelSpec", "Objective", "ZooError", "build", "hookimpl", "models", "objectives"]
+__all__ = ["ModelFamily", "ModelSpec", "Objective", "ZooError", "build", "export", "hookimpl", "models", "objectives"]

@@ -7,7 +7,11 @@ An objective has two halves that meet only through key names:
   corrupts the inputs and makes labels and sample weights, adding any extra
   model inputs under keys that start with its own name (``mlm_positions``);
 - a model half that adds a head on the backbone's named outputs and says
-  which loss and metrics train it.
+  which loss and metrics train it;
+- optionally a serving endpoint for :func:`zoo.export`: a method
+  ``serve(inputs, context)`` taking a dict of string tensors (by default
+  ``{"text": [batch]}``; override with ``serving_signature()``) and a
+  :class:`zoo.export.ServingContext`, returning a dict of tensors.
 
 Objectives see the :class:`zoo.spec.ModelSpec` of the backbone, never the
 model family's code.

@@ -151,6 +151,25 @@ class MaskedLM(Objective):
         keys = keys[:, :num_predictions]
         return {**features, "mlm_positions": tf.where(keys < length, keys, 0)}
 
+    def serve(self, inputs, context):
+        """Fill-mask: the top-k tokens and probabilities for each mask token in the text.
+
+        Returns ``tokens`` (string) and ``scores`` (float32), both
+        ``[batch, max_predictions, top_k]``, ``positions`` (int32 token
+        positions) and ``is_mask`` (int32, 1 where the row had a mask there).
+        """
+        features = context.features(inputs["text"])
+        probabilities = tf.nn.softmax(tf.cast(context.outputs(features)[self.name], tf.float32))
+        scores, token_ids = tf.math.top_k(probabilities, k=context.top_k)
+        positions = features["mlm_positions"]
+        is_mask = tf.gather(features["token_ids"], positions, batch_dims=1) == context.spec.special_token_ids["mask"]
+        return {
+            "tokens": context.tokens(token_ids),
+            "scores": scores,
+            "positions": positions,
+            "is_mask": tf.cast(is_mask, tf.int32),
+        }
+
     def head_inputs(self, spec, sequence_length):
         return {
             "mlm_positions": keras.Input(

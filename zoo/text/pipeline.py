@@ -131,9 +131,17 @@ class Preprocessor:
     def inference_features(self, texts) -> dict:
         """Model inputs for a batch of strings: one example per string, no corruption."""
         token_ids, padding_mask = self._start_packer(self.tokenizer(texts))
-        features = self._with_segments(
+        return self.model_inputs(
             {"token_ids": tf.cast(token_ids, tf.int32), "padding_mask": tf.cast(padding_mask, tf.int32)}
         )
+
+    def model_inputs(self, features: dict) -> dict:
+        """Complete dense ``token_ids`` / ``padding_mask`` into the model's inputs for inference.
+
+        Adds ``segment_ids`` where the backbone takes them and each
+        objective's ``prepare_inference`` inputs; drops everything else.
+        """
+        features = self._with_segments(features)
         for objective in self.objectives:
             features = objective.prepare_inference(features, self.spec)
         return self._select_inputs(features)

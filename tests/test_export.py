@@ -1,0 +1,144 @@
+"""SavedModels that take raw text, reloaded with only tensorflow and tensorflow_text."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.export import serving_functions
+
+PAIRS = [("bert", "mlm"), ("gpt", "clm"), ("lstm_lm", "clm")]
+
+RELOAD = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+path, texts_file, out = sys.argv[1:]
+texts = json.load(open(texts_file))
+model = tf.saved_model.load(path)
+results = {}
+for name, signature in model.signatures.items():
+    if name == "token_ids":
+        continue
+    for key, value in signature(text=tf.constant(texts)).items():
+        results[f"{name}/{key}"] = value.numpy()
+assert not {"zoo", "keras_hub"} & set(sys.modules), "zoo or keras_hub was imported"
+np.savez(out, **results)
+print(" ".join(sorted(model.signatures)))
+"""
+
+
+def texts_for(model):
+    mask = model.tokenizer.id_to_token(model.spec.special_token_ids["mask"])
+    return [f"The {mask} sat on the {mask}.", "", "naïve café — 東京 ünïcödé", "word " * 300, "short"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name, objective", PAIRS)
+def test_reloaded_in_a_fresh_process_gives_the_same_outputs(model_name, objective, tmp_path):
+    tf.keras.utils.set_random_seed(0)
+    model = zoo.build(model_name, objective=objective, sequence_length=32, num_layers=1)
+    model.fit(zoo.text.corpus.default_corpus()[:64], batch_size=8, epochs=1, verbose=0)
+    texts = texts_for(model)
+    functions = serving_functions(model, max_new_tokens=4)
+    expected = {}
+    for name, (function, _) in functions.items():
+        if name != "token_ids":
+            for key, value in function({"text": tf.constant(texts)}).items():
+                expected[f"{name}/{key}"] = value.numpy()
+    path = zoo.export(model, tmp_path / "saved_model", max_new_tokens=4)
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    script = tmp_path / "reload.py"
+    script.write_text(RELOAD)
+    result = subprocess.run(
+        [sys.executable, str(script), str(path), str(tmp_path / "texts.json"), str(tmp_path / "out.npz")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == sorted([objective, "encode", "serving_default", "token_ids"])
+    reloaded = np.load(tmp_path / "out.npz", allow_pickle=True)
+    assert set(reloaded.files) == set(expected)
+    for key, value in expected.items():
+        if value.dtype.kind in "SUO":
+            np.testing.assert_array_equal(reloaded[key], value, err_msg=key)
+        else:
+            np.testing.assert_allclose(reloaded[key], value, atol=1e-5, rtol=1e-5, err_msg=key)
+    assert expected["encode/sequence_output"].shape == (len(texts), 32, model.spec.hidden_dim)
+    np.testing.assert_array_equal(expected["encode/padding_mask"][1].sum(), 2 if objective == "mlm" else 1)
+
+
+def test_token_ids_signature_equals_predict(tmp_path):
+    model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
+    texts = ["The [MASK] sat.", "Nothing masked here at all"]
+    inputs = next(iter(model.preprocessor.inference_dataset(texts, batch_size=2)))
+    loaded = tf.saved_model.load(str(zoo.export(model, tmp_path / "sm")))
+    outputs = loaded.signatures["token_ids"](**inputs)
+    np.testing.assert_allclose(outputs["mlm"], model.predict(texts, verbose=0)["mlm"], atol=1e-5)
+
+
+def test_fill_mask_reports_where_the_masks_are():
+    model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
+    function, _ = serving_functions(model, top_k=3)["serving_default"]
+    out = function({"text": tf.constant(["a [MASK] b [MASK]", "none"])})
+    np.testing.assert_array_equal(out["is_mask"][:, :3], [[1, 1, 0], [0, 0, 0]])
+    assert out["tokens"].shape == (2, model.objectives[0].max_predictions_for(16), 3)
+    scores = out["scores"].numpy()
+    assert np.all(np.diff(scores, axis=-1) <= 0) and np.all((scores > 0) & (scores <= 1))
+
+
+def test_saved_model_cli_lists_the_string_signatures(tmp_path):
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    with pytest.raises(zoo.ZooError, match="max_new_tokens=16 leaves no room"):
+        zoo.export(model, tmp_path / "sm")
+    assert not (tmp_path / "sm").exists()
+    path = zoo.export(model, tmp_path / "sm", max_new_tokens=8)
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    result = subprocess.run([str(cli), "show", "--dir", str(path), "--all"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("serving_default", "encode", "clm"):
+        block = result.stdout.split(f"signature_def['{name}']:")[1].split("signature_def[")[0]
+        assert "inputs['text'] tensor_info:\n        dtype: DT_STRING" in block
+    assert "README.md" in {p.name for p in path.iterdir()}
+    assert (path / "assets.extra" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_an_export_killed_midway_leaves_the_previous_one_intact(tmp_path):
+    path = tmp_path / "sm"
+    zoo.export(zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1), path, max_new_tokens=4)
+    before = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    marker = tmp_path / "writing"
+    script = textwrap.dedent(f"""
+        import pathlib, time, zoo
+        from zoo.text import tokenizer
+        def stall(self, directory):  # the export is half written when this runs
+            pathlib.Path({str(marker)!r}).touch()
+            time.sleep(600)
+        tokenizer.Tokenizer.save = stall
+        zoo.export(zoo.build("gpt", objective="clm", sequence_length=16, num_layers=2), {str(path)!r},
+                   max_new_tokens=4)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not marker.exists():
+            assert process.poll() is None and time.time() < deadline, "the export never started writing"
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    after = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    assert after == before
+    loaded = tf.saved_model.load(str(path))
+    assert "serving_default" in loaded.signatures
