@@ -40,7 +40,7 @@ def as_string_dataset(texts) -> tf.data.Dataset:
         return texts.unbatch() if spec.shape.rank == 1 else texts
     if isinstance(texts, (str, bytes)):
         raise ConfigError("expected a list of strings, got a single string; wrap it in a list")
-    array = np.asarray(texts, dtype=object).reshape(-1) if not isinstance(texts, np.ndarray) else texts.reshape(-1)
+    array = np.asarray(texts, dtype=object).reshape(-1)
     if array.size == 0:
         raise CorpusError("no text given: pass a non-empty list of strings")
     if not all(isinstance(t, (str, bytes)) for t in array):
