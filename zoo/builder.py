@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from zoo import registry
 from zoo.errors import ConfigError, IncompatibleError, unknown_name
 from zoo.objective import Objective
+from zoo.precision import precision_scope, resolve_precision
 from zoo.task import Task
 from zoo.text.tokenizer import resolve_tokenizer
 
@@ -15,7 +16,7 @@ DEFAULT_SEQUENCE_LENGTH = 128
 
 
 def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, sequence_length: int | None = None,
-          seed: int = 0, **overrides) -> Task:
+          seed: int = 0, precision: str = "auto", **overrides) -> Task:
     """Build and compile a task: a backbone with one head per objective.
 
     Args:
@@ -31,6 +32,9 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
         sequence_length: length of training examples; default
             ``min(128, max_sequence_length)``.
         seed: seed of the data pipeline.
+        precision: ``auto`` (mixed bfloat16 where the hardware runs it
+            faster, else float32), ``float32``, ``mixed_bfloat16`` or
+            ``mixed_float16``; see :mod:`zoo.precision`.
         **overrides: preset options in keras-hub names (``num_layers``,
             ``hidden_dim``, ``dropout``, ...).
 
@@ -44,6 +48,7 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
         ['mlm']
     """
     family = registry.model_entry(model).value
+    policy = resolve_precision(precision)
     objectives = _objectives(objective, family.default_objective)
     for instance in objectives:
         registry.check_compatible(family, type(instance))
@@ -61,7 +66,14 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
             f"{tokenizer.vocabulary_size} tokens; drop the override or pass a matching tokenizer"
         )
     config["vocabulary_size"] = tokenizer.vocabulary_size
-    backbone, spec = family.build(config, tokenizer.special_token_ids)
+    with precision_scope(policy):
+        backbone, spec = family.build(config, tokenizer.special_token_ids)
+        task = _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed)
+    task.compile()
+    return task
+
+
+def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed) -> Task:
     for instance in objectives:
         missing = set(instance.requires) - set(spec.capabilities)
         if missing:
@@ -76,9 +88,7 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
             f"sequence_length must be between 2 and {family.name}'s max_sequence_length "
             f"{spec.max_sequence_length}, got {sequence_length}; raise max_sequence_length or shorten it"
         )
-    task = Task(backbone, spec, objectives, tokenizer, sequence_length, seed=seed)
-    task.compile()
-    return task
+    return Task(backbone, spec, objectives, tokenizer, sequence_length, seed=seed)
 
 
 def _objectives(objective, default: str) -> list:
