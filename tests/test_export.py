@@ -78,7 +78,8 @@ def test_reloaded_in_a_fresh_process_gives_the_same_outputs(model_name, objectiv
 
 
 def test_token_ids_signature_equals_predict(tmp_path):
-    model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
+    # float32: in bfloat16, Keras's predict and the signature may round differently (same graph, other kernels).
+    model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1, precision="float32")
     texts = ["The [MASK] sat.", "Nothing masked here at all"]
     inputs = next(iter(model.preprocessor.inference_dataset(texts, batch_size=2)))
     loaded = tf.saved_model.load(str(zoo.export(model, tmp_path / "sm")))
