@@ -2,10 +2,13 @@
 
 An objective has two halves that meet only through key names:
 
-- a data half made of TensorFlow ops, run inside ``tf.data`` on batches of
-  dense features (``token_ids``, ``padding_mask``, ``segment_ids``): it
-  corrupts the inputs and makes labels and sample weights, adding any extra
-  model inputs under keys that start with its own name (``mlm_positions``);
+- a data half made of TensorFlow ops, run inside ``tf.data``: optionally a
+  structure stage (:meth:`Objective.structure`) that makes examples from
+  documents in place of the default packing (NSP pairs segments), then
+  :meth:`Objective.prepare` on batches of dense features (``token_ids``,
+  ``padding_mask``, ``segment_ids``), which corrupts the inputs and makes
+  labels and sample weights, adding any extra model inputs under keys that
+  start with its own name (``mlm_positions``);
 - a model half that adds a head on the backbone's named outputs and says
   which loss and metrics train it;
 - optionally a serving endpoint for :func:`zoo.export`: a method
@@ -63,6 +66,31 @@ class Objective(abc.ABC):
         self.loss_weight = float(loss_weight)
 
     # -- data half: TensorFlow ops on a batch, usable in Dataset.map ---------
+
+    def structure(self, documents: tf.data.Dataset, tokenize, spec, sequence_length: int, seed: int):
+        """The structure stage: examples from documents, or ``None`` to pack documents (the default).
+
+        At most one objective of a task may return a dataset here; every
+        objective's :meth:`prepare` then runs on batches of its examples
+        (NSP forms sentence pairs, MLM masks tokens inside them).
+
+        Args:
+            documents: dataset of scalar ``tf.string`` documents (non-empty,
+                already shuffled when training).
+            tokenize: ``tokenize(strings) -> tf.RaggedTensor`` of int32 token
+                ids for a 1-D batch of strings (no start, end or padding).
+            spec: the backbone's :class:`~zoo.spec.ModelSpec`.
+            sequence_length: length of every example.
+            seed: Python int seed; the same seed gives the same examples.
+
+        Returns:
+            ``None``, or a dataset of unbatched examples: int32
+            ``token_ids`` and ``padding_mask`` (and ``segment_ids`` where the
+            objective makes them) of shape ``[sequence_length]``, plus any
+            tensors for this objective's :meth:`prepare` under keys that
+            start with its name (``nsp_label``).
+        """
+        return None
 
     @abc.abstractmethod
     def prepare(self, features: dict, spec, seed: tf.Tensor) -> tuple:

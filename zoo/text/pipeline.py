@@ -1,7 +1,9 @@
 """The tf.data pipeline from raw strings to model inputs, labels and weights.
 
-Training: strings → shuffle → tokenize (in-graph, in parallel) → pack into
-full blocks → batch → each objective's ``prepare`` (seeded, stateless).
+Training: strings → shuffle → structure stage → batch → each objective's
+``prepare`` (seeded, stateless). The structure stage is the one objective's
+:meth:`zoo.Objective.structure` that returns examples (NSP pairs), else the
+default: tokenize (in-graph, in parallel) and pack into full blocks.
 Inference: strings → tokenize → ``[start] tokens [end]`` (no ``[end]`` for
 causal backbones, which continue the text) truncated and padded to the
 sequence length → each objective's ``prepare_inference``.
@@ -16,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.errors import ConfigError, CorpusError
+from zoo.objective import Objective
 from zoo.text.packing import pack_token_stream
 
 #: Documents tokenized together in one in-graph call before packing.
@@ -65,6 +68,12 @@ class Preprocessor:
     """
 
     def __init__(self, tokenizer, spec, objectives, sequence_length, input_names, *, seed=0):
+        structuring = [o.name for o in objectives if type(o).structure is not Objective.structure]
+        if len(structuring) > 1:
+            raise ConfigError(
+                f"{' and '.join(structuring)} each build their own examples from documents; "
+                "train them in separate tasks or keep one of them"
+            )
         self.tokenizer = tokenizer
         self.spec = spec
         self.objectives = list(objectives)
@@ -91,21 +100,28 @@ class Preprocessor:
         documents = as_string_dataset(texts).filter(lambda text: tf.strings.length(tf.strings.strip(text)) > 0)
         if shuffle:
             documents = documents.shuffle(SHUFFLE_BUFFER_SIZE, seed=self.seed, reshuffle_each_iteration=True)
-        chunks = documents.batch(DOCUMENT_BATCH_SIZE).map(
-            self._tokenize_documents, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        blocks = pack_token_stream(
-            chunks,
-            self.sequence_length,
-            start_id=self.spec.special_token_ids["start"],
-            pad_id=self.spec.special_token_ids["pad"],
-        )
-        batches = blocks.batch(batch_size)
+        batches = self._structure(documents).batch(batch_size)
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=shuffle).batch(2)
         examples = tf.data.Dataset.zip(batches, seeds).map(
             self.prepare_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
         return examples.prefetch(tf.data.AUTOTUNE)
+
+    def _structure(self, documents) -> tf.data.Dataset:
+        """Unbatched examples: the structuring objective's, else packed blocks."""
+        for objective in self.objectives:
+            examples = objective.structure(documents, self.tokenizer, self.spec, self.sequence_length, self.seed)
+            if examples is not None:
+                return examples
+        chunks = documents.batch(DOCUMENT_BATCH_SIZE).map(
+            self._tokenize_documents, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        return pack_token_stream(
+            chunks,
+            self.sequence_length,
+            start_id=self.spec.special_token_ids["start"],
+            pad_id=self.spec.special_token_ids["pad"],
+        )
 
     def _tokenize_documents(self, texts):
         tokens = self.tokenizer(texts)
