@@ -107,6 +107,15 @@ class Preprocessor:
         )
         return examples.prefetch(tf.data.AUTOTUNE)
 
+    def example_batches(self, texts, batch_size: int) -> tf.data.Dataset:
+        """Batches of examples out of the structure stage, before any objective's ``prepare``.
+
+        In document order (no shuffling), with ``segment_ids`` where the
+        model takes them: what ``prepare`` receives, for testing objectives.
+        """
+        documents = as_string_dataset(texts).filter(lambda text: tf.strings.length(tf.strings.strip(text)) > 0)
+        return self._structure(documents).batch(batch_size).map(self._with_segments)
+
     def _structure(self, documents) -> tf.data.Dataset:
         """Unbatched examples: the structuring objective's, else packed blocks."""
         for objective in self.objectives:
