@@ -14,7 +14,11 @@ An objective has two halves that meet only through key names:
 - optionally a serving endpoint for :func:`zoo.export`: a method
   ``serve(inputs, context)`` taking a dict of string tensors (by default
   ``{"text": [batch]}``; override with ``serving_signature()``) and a
-  :class:`zoo.export.ServingContext`, returning a dict of tensors.
+  :class:`zoo.export.ServingContext`, returning a dict of tensors;
+- optionally data in its own format and its own training step, for
+  objectives that train on more than raw text (pseudo-labeling, consistency
+  training): :meth:`Objective.dataset` turns what ``fit``/``evaluate`` were
+  given into batches, and :meth:`Objective.train_step` replaces Keras's step.
 
 Objectives see the :class:`zoo.spec.ModelSpec` of the backbone, never the
 model family's code.
@@ -133,3 +137,30 @@ class Objective(abc.ABC):
     def metrics(self) -> list:
         """Weighted metrics reported for this objective."""
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    # -- optional: own data format and training step -----------------------------
+
+    def dataset(self, task, x, y, *, batch_size: int, training: bool):
+        """Batches for ``fit`` (``training=True``) or ``evaluate`` from `x` and `y`, or ``None``.
+
+        ``None`` (the default) leaves the data to the task: raw text is
+        packed and every objective's :meth:`prepare` makes the labels. An
+        objective that trains on its own format (labeled and unlabeled
+        texts) returns a ``tf.data.Dataset`` of ``(inputs, labels,
+        sample_weights)``, the last two dicts keyed by objective name; the
+        first objective of the task that returns one wins.
+        """
+        return None
+
+    def train_step(self, task, data) -> dict:
+        """One training step of `task` on a batch `data`; by default Keras's own.
+
+        Override it to change what a step optimizes (pseudo-labels from a
+        teacher, consistency between two views). At most one objective of a
+        task may override it. An override computes the loss under a
+        ``tf.GradientTape`` (``task(x, training=True)``, ``task.compute_loss``
+        for the compiled losses), then calls ``task.minimize(tape, loss,
+        batch_size)`` and returns ``task.compute_metrics(x, y, y_pred,
+        sample_weight)``, as ``keras.Model.train_step`` does.
+        """
+        return keras.Model.train_step(task, data)

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import ConfigError
+from zoo.objective import Objective
 from zoo.text.pipeline import Preprocessor
 
 
@@ -63,6 +64,13 @@ class Task(keras.Model):
         self.preprocessor = Preprocessor(
             tokenizer, spec, self.objectives, self.sequence_length, tuple(inputs), seed=seed
         )
+        stepping = [o for o in self.objectives if type(o).train_step is not Objective.train_step]
+        if len(stepping) > 1:
+            raise ConfigError(
+                f"{' and '.join(o.name for o in stepping)} each replace the training step; "
+                "train them in separate tasks or keep one of them"
+            )
+        self._step_objective = stepping[0] if stepping else None
 
     def compile(self, optimizer="auto", loss="auto", loss_weights="auto", weighted_metrics="auto", **kwargs):
         """Compile with each objective's loss, weight and metrics by default.
@@ -91,19 +99,33 @@ class Task(keras.Model):
         )
 
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
-        """``keras.Model.fit`` that also takes raw strings (packed and corrupted in tf.data)."""
-        if _is_raw_text(x):
+        """``keras.Model.fit`` that also takes raw strings (packed and corrupted in tf.data).
+
+        An objective may take its own format instead (:meth:`zoo.Objective.dataset`):
+        ``pseudo_label`` takes ``{"labeled": (texts, labels), "unlabeled": texts}``.
+        """
+        own = self._objective_dataset(x, y, batch_size or 32, training=True)
+        if own is not None:
+            x, y, batch_size = own, None, None
+            kwargs["shuffle"] = False  # the objective's pipeline shuffles itself
+        elif _is_raw_text(x):
             _reject_labels(y)
             x = self.preprocessor.training_dataset(x, batch_size or 32)
             batch_size = None
             kwargs["shuffle"] = False  # the pipeline shuffles documents itself
-        if validation_data is not None and _is_raw_text(validation_data):
+        own = None if validation_data is None else self._objective_dataset(validation_data, None, 32, training=False)
+        if own is not None:
+            validation_data = own
+        elif validation_data is not None and _is_raw_text(validation_data):
             validation_data = self.preprocessor.training_dataset(validation_data, 32, shuffle=False)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """``keras.Model.evaluate`` that also takes raw strings (same corruption every call)."""
-        if _is_raw_text(x):
+        own = self._objective_dataset(x, y, batch_size or 32, training=False)
+        if own is not None:
+            x, y, batch_size = own, None, None
+        elif _is_raw_text(x):
             _reject_labels(y)
             x = self.preprocessor.training_dataset(x, batch_size or 32, shuffle=False)
             batch_size = None
@@ -115,12 +137,40 @@ class Task(keras.Model):
         Returns a dict keyed by objective name: ``mlm`` gives logits
         ``[n, max_predictions, vocabulary_size]`` at the mask tokens written
         in each text (in order; rows past the last mask are not meaningful);
-        ``clm`` gives next-token logits ``[n, sequence_length, vocabulary_size]``.
+        ``clm`` gives next-token logits ``[n, sequence_length, vocabulary_size]``;
+        ``pseudo_label`` gives class logits ``[n, len(classes)]``.
         """
         if _is_raw_text(x):
             x = self.preprocessor.inference_dataset(x, batch_size or 32)
             batch_size = None
         return super().predict(x, batch_size=batch_size, **kwargs)
+
+    def train_step(self, data):
+        """Keras's step, or the one objective's :meth:`zoo.Objective.train_step` that replaces it."""
+        if self._step_objective is not None:
+            return self._step_objective.train_step(self, data)
+        return super().train_step(data)
+
+    def minimize(self, tape, loss, batch_size):
+        """Apply the gradients of `loss`, recorded on `tape`, and log it as ``loss``: the end of a step.
+
+        For :meth:`zoo.Objective.train_step` overrides. `loss` is a
+        per-replica loss as ``compute_loss`` returns it (already divided by
+        the number of replicas); `batch_size` weighs it in the logged mean.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self._loss_tracker.update_state(loss * replicas, sample_weight=batch_size)
+        with tape:
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+
+    def _objective_dataset(self, x, y, batch_size, *, training):
+        for objective in self.objectives:
+            dataset = objective.dataset(self, x, y, batch_size=batch_size, training=training)
+            if dataset is not None:
+                return dataset
+        return None
 
 
 def _reject_labels(y):
