@@ -1,0 +1,171 @@
+"""What the benchmark ran on: the device, library versions, matmul peaks, peak memory.
+
+Peak memory: on CPU the process's resident-set high-water mark. Writing
+``5`` to ``/proc/self/clear_refs`` resets ``VmHWM`` to the current
+resident size, so :class:`PeakMemory` reports the highest resident size
+reached while a row ran (the process's baseline included). On GPU it is
+TensorFlow's allocator peak on the first GPU
+(``tf.config.experimental.reset_memory_stats`` / ``get_memory_info``).
+Where neither is available the figure is ``None``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import tensorflow as tf
+
+#: Distributions whose versions the results record.
+DISTRIBUTIONS = ("zoo-selfsup", "tensorflow", "tensorflow-text", "keras", "keras-hub", "tokenizers")
+
+
+def gpu_names() -> list:
+    """Names of the visible GPUs (empty on a CPU-only machine).
+
+    Example:
+        >>> isinstance(gpu_names(), list)
+        True
+    """
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    return names
+
+
+def device_kind() -> str:
+    """``"gpu"`` where TensorFlow sees a GPU, ``"tpu"`` for a TPU, else ``"cpu"``: the results key.
+
+    Example:
+        >>> device_kind() in ("cpu", "gpu", "tpu")
+        True
+    """
+    if tf.config.list_logical_devices("TPU"):
+        return "tpu"
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def describe_device() -> dict:
+    """The machine: CPU model, cores, bfloat16 instructions, GPUs.
+
+    Example:
+        >>> sorted(describe_device())[:3]
+        ['cpu_bfloat16', 'cpu_cores', 'cpu_model']
+    """
+    info = {}
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())  # the first processor's
+    except OSError:
+        pass
+    model = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    return {
+        "cpu_model": model,
+        "cpu_cores": os.cpu_count(),
+        "cpu_bfloat16": sorted(flags & {"avx512_bf16", "amx_bf16"}),
+        "gpus": gpu_names(),
+        "kind": device_kind(),
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict:
+    """Versions of Python and of the distributions in :data:`DISTRIBUTIONS`.
+
+    Example:
+        >>> "tensorflow" in versions()
+        True
+    """
+    found = {"python": platform.python_version()}
+    for name in DISTRIBUTIONS:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def matmul_peak(dtype: str, size: int, repeats: int = 5) -> dict:
+    """Measured matmul throughput: the median of `repeats` timed ``size × size`` products.
+
+    Each timed call runs one ``tf.linalg.matmul`` of two random square
+    matrices (``2·size³`` FLOPs) in a ``tf.function``, after one warm-up
+    call; reading one element of the product waits for it to finish.
+
+    Example:
+        >>> peak = matmul_peak("float32", 64, repeats=2)
+        >>> peak["flops_per_s"] > 0
+        True
+    """
+    a = tf.random.stateless_normal([size, size], seed=[1, 2], dtype=tf.float32)
+    b = tf.random.stateless_normal([size, size], seed=[3, 4], dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+
+    @tf.function
+    def product(x, y):
+        return tf.linalg.matmul(x, y)[0, 0]
+
+    product(a, b).numpy()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a, b).numpy()
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    return {"dtype": dtype, "size": size, "median_s": median, "flops_per_s": 2.0 * size**3 / median}
+
+
+class PeakMemory:
+    """Peak memory while a block runs, in megabytes: ``with PeakMemory() as peak: ...; peak.megabytes``.
+
+    Example:
+        >>> with PeakMemory() as peak:
+        ...     block = bytearray(10**6)
+        >>> peak.megabytes is None or peak.megabytes > 0
+        True
+    """
+
+    def __init__(self):
+        self.megabytes = None
+        self.source = None
+
+    def __enter__(self):
+        self._gpu = "GPU:0" if tf.config.list_logical_devices("GPU") else None
+        if self._gpu:
+            tf.config.experimental.reset_memory_stats(self._gpu)
+            self.source = "tf.config.experimental.get_memory_info(GPU:0)['peak']"
+        elif _reset_high_water_mark():
+            self.source = "VmHWM after /proc/self/clear_refs=5"
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._gpu:
+            self.megabytes = tf.config.experimental.get_memory_info(self._gpu)["peak"] / 2**20
+        elif self.source:
+            self.megabytes = _status_kilobytes("VmHWM") / 1024
+        return False
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        pathlib.Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _status_kilobytes("VmHWM") is not None
+
+
+def _status_kilobytes(field: str):
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None

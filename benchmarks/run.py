@@ -1,0 +1,393 @@
+"""Benchmark zoo against keras-hub in one process run: ``python -m benchmarks.run [--quick] [--out PATH]``.
+
+For each model (BERT + MLM, GPT + CLM, and zoo's LSTM LM alone) and each
+corpus (short and long documents, :mod:`benchmarks.corpora`), trains zoo's
+task and then the keras-hub task on the same vocabulary, dimensions,
+sequence length and global batch, and measures steps/s, useful tokens/s,
+MFU, peak memory and the input pipeline alone; then compares tokenizer
+training with ``keras_hub.tokenizers.compute_word_piece_vocabulary``.
+Prints a table and writes the run into the JSON results file under the
+device kind it ran on (``cpu``, ``gpu``, ``tpu``), keeping the other kinds'
+runs. ``benchmarks/README.md`` explains every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import gc
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a script: `python benchmarks/run.py`
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import corpora, flops, hardware, models, timing  # noqa: E402
+from zoo.files import atomic_write_text  # noqa: E402
+from zoo.precision import resolve_precision  # noqa: E402
+from zoo.text.tokenizer import SPECIAL_TOKENS, train_tokenizer  # noqa: E402
+
+RESULTS_FORMAT = 1
+DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results.json"
+CORPORA = ("short", "long")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Scale of a run; :meth:`full` is the real measurement, :meth:`quick` a smoke test."""
+
+    mode: str
+    sequence_length: int
+    batch_size: int
+    vocabulary_size: int
+    size: str
+    overrides: dict
+    lstm_overrides: dict
+    num_batches: int  # distinct preprocessed batches that training cycles over
+    window_steps: int
+    windows: int
+    warmup_windows: int
+    pipeline_warmup_batches: int
+    pipeline_batches: int
+    corpus_limit: int | None  # docstrings of the default corpus used; None: all
+    long_words: int
+    tokenizer_documents: int | None  # docstrings for the tokenizer comparison; None: all training ones
+    matmul_size: int
+
+    @classmethod
+    def full(cls) -> "Settings":
+        gpu = hardware.device_kind() != "cpu"
+        return cls(
+            mode="full", sequence_length=128, batch_size=32, vocabulary_size=8192, size="small", overrides={},
+            lstm_overrides={}, num_batches=20, window_steps=10 if not gpu else 50, windows=5, warmup_windows=1,
+            pipeline_warmup_batches=5, pipeline_batches=50, corpus_limit=None,
+            long_words=corpora.LONG_DOCUMENT_WORDS, tokenizer_documents=None, matmul_size=8192 if gpu else 2048,
+        )
+
+    @classmethod
+    def quick(cls) -> "Settings":
+        return cls(
+            mode="quick", sequence_length=32, batch_size=8, vocabulary_size=600, size="tiny",
+            overrides={"num_layers": 1, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64},
+            lstm_overrides={"num_layers": 1, "hidden_dim": 32, "embedding_dim": 32},
+            num_batches=3, window_steps=2, windows=2, warmup_windows=1, pipeline_warmup_batches=1,
+            pipeline_batches=2, corpus_limit=600, long_words=100, tokenizer_documents=200, matmul_size=256,
+        )
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Benchmark:
+    """One run: the measurements of every row, in the order they were taken."""
+
+    def __init__(self, settings: Settings, model_names=tuple(models.MODELS), corpus_names=CORPORA):
+        self.settings = settings
+        self.model_names = tuple(model_names)
+        self.corpus_names = tuple(corpus_names)
+        self.default_precision = resolve_precision("auto")
+        self.peaks = {}
+        self.texts = {}
+        self.tokenizers = {}
+
+    # -- setup -------------------------------------------------------------------
+
+    def measure_peaks(self) -> dict:
+        for dtype in ("float32", "bfloat16"):
+            _log(f"matmul peak {dtype} ({self.settings.matmul_size}²)")
+            self.peaks[dtype] = hardware.matmul_peak(dtype, self.settings.matmul_size)
+        return self.peaks
+
+    def prepare_corpora(self) -> dict:
+        self.texts = corpora.corpora(self.settings.corpus_limit, self.settings.long_words)
+        return {name: corpora.describe(documents) for name, documents in self.texts.items()}
+
+    def train_tokenizers(self) -> None:
+        for kind in ("wordpiece", "byte_bpe"):
+            _log(f"training the {kind} vocabulary ({self.settings.vocabulary_size})")
+            self.tokenizers[kind] = train_tokenizer(self.texts["short"], kind, self.settings.vocabulary_size)
+
+    # -- rows --------------------------------------------------------------------
+
+    def dims(self, name: str) -> dict:
+        overrides = self.settings.lstm_overrides if name == "lstm_clm" else self.settings.overrides
+        dims = models.dimensions(name, self.settings.size, overrides)
+        dims["vocabulary_size"] = self.tokenizers[models.MODELS[name][2]].vocabulary_size
+        return dims
+
+    def flops_of(self, name: str):
+        dims, head = self.dims(name), models.MODELS[name][3]
+        if name == "lstm_clm":
+            keys = ("num_layers", "hidden_dim", "embedding_dim", "vocabulary_size")
+            return lambda c: flops.lstm_flops(c["tokens"], **{k: dims[k] for k in keys})
+        keys = ("num_layers", "hidden_dim", "intermediate_dim", "vocabulary_size")
+        return lambda c: flops.transformer_flops(
+            c["tokens"], c["predictions"], head=head, sequence_length=self.settings.sequence_length,
+            **{k: dims[k] for k in keys},
+        )
+
+    def measure(self, side: str, name: str, corpus: str, precision: str, *, held_out: bool = False) -> dict:
+        """Build, time the pipeline, train and time one side of a row; free it again."""
+        s = self.settings
+        tokenizer = self.tokenizers[models.MODELS[name][2]]
+        documents = self.texts[corpus]
+        _log(f"{name}/{corpus}: {side} ({precision})")
+        with hardware.PeakMemory() as peak:
+            if side == "zoo":
+                task = models.zoo_task(name, tokenizer, size=s.size, overrides=self.dims_overrides(name),
+                                       sequence_length=s.sequence_length, precision=precision)
+                data = models.zoo_batches(task, documents, s.batch_size)
+            else:
+                task, preprocessor = models.keras_hub_task(name, tokenizer, dims=self.dims(name),
+                                                           sequence_length=s.sequence_length, precision=precision)
+                data = models.keras_hub_batches(preprocessor, documents, s.batch_size)
+            pipeline = timing.time_pipeline(data, warmup_batches=s.pipeline_warmup_batches, batches=s.pipeline_batches)
+            batches, counts = timing.materialize(data, s.num_batches)
+            result = timing.time_training(
+                task, batches, counts, window_steps=s.window_steps, windows=s.windows,
+                warmup_windows=s.warmup_windows, flops=self.flops_of(name),
+            )
+            if held_out:
+                result.update(self.held_out_accuracy(task))
+        result.update({
+            "side": side,
+            "precision": task.backbone.dtype_policy.name,
+            "jit_compile": bool(task.jit_compile),
+            "parameters": int(task.count_params()),
+            "pipeline_sequences_per_s": pipeline["sequences_per_s"],
+            "pipeline_over_consumption": pipeline["sequences_per_s"] / result["sequences_per_s"],
+            "mfu_float32": result["flops_per_s"] / self.peaks["float32"]["flops_per_s"],
+            "mfu_bfloat16": result["flops_per_s"] / self.peaks["bfloat16"]["flops_per_s"],
+            "peak_memory_mb": peak.megabytes,
+            "peak_memory_source": peak.source,
+        })
+        del task, data, batches
+        keras.backend.clear_session()
+        gc.collect()
+        return result
+
+    def dims_overrides(self, name: str) -> dict:
+        return self.settings.lstm_overrides if name == "lstm_clm" else self.settings.overrides
+
+    def held_out_accuracy(self, task) -> dict:
+        """Masked-token accuracy of `task` on the held-out documents (the same masks for every task)."""
+        held_out = self.texts["held_out"]
+        scores = task.evaluate(held_out, batch_size=self.settings.batch_size, return_dict=True, verbose=0)
+        accuracy = next(value for key, value in scores.items() if key.endswith("accuracy"))
+        dataset = task.preprocessor.training_dataset(held_out, self.settings.batch_size, shuffle=False)
+        predictions = sum(float(tf.reduce_sum(weights["mlm"])) for _, _, weights in dataset)
+        return {"held_out_accuracy": float(accuracy), "held_out_predictions": int(predictions)}
+
+    def rows(self) -> list:
+        """Every training row; zoo first, then keras-hub, for each model and corpus."""
+        rows, keras_hub_float32 = [], {}
+        for name in self.model_names:
+            for corpus in self.corpus_names:
+                held_out = name == "bert_mlm" and corpus == "long"
+                row = {"name": f"{name}/{corpus}", "model": name, "corpus": corpus,
+                       "zoo": self.measure("zoo", name, corpus, "auto", held_out=held_out), "keras_hub": None}
+                if name in models.KERAS_HUB_MODELS:
+                    row["keras_hub"] = keras_hub_float32[name, corpus] = self.measure(
+                        "keras_hub", name, corpus, "float32")
+                rows.append(_with_ratios(row))
+        if self.default_precision != "float32" and "long" in self.corpus_names:
+            for name in (name for name in self.model_names if name in models.KERAS_HUB_MODELS):
+                row = {"name": f"{name}/long/float32", "model": name, "corpus": "long",
+                       "zoo": self.measure("zoo", name, "long", "float32", held_out=name == "bert_mlm"),
+                       "keras_hub": keras_hub_float32[name, "long"]}
+                rows.append(_with_ratios(row))
+        return rows
+
+    # -- tokenizer ---------------------------------------------------------------
+
+    def tokenizer_training(self) -> dict:
+        """zoo's ``train_tokenizer`` against keras-hub's ``compute_word_piece_vocabulary``, same text and size."""
+        texts = self.texts["short"][: self.settings.tokenizer_documents]
+        size = self.settings.vocabulary_size
+        _log(f"tokenizer training: zoo wordpiece on {len(texts)} documents")
+        start = time.perf_counter()
+        zoo_vocabulary = train_tokenizer(texts, "wordpiece", size).vocabulary_size
+        zoo_s = time.perf_counter() - start
+        _log("tokenizer training: keras_hub.tokenizers.compute_word_piece_vocabulary")
+        start = time.perf_counter()
+        hub_vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+            tf.data.Dataset.from_tensor_slices(texts).batch(1000), size, lowercase=True, strip_accents=True,
+            reserved_tokens=list(SPECIAL_TOKENS["wordpiece"].values()),
+        )
+        hub_s = time.perf_counter() - start
+        return {
+            "documents": len(texts), "megabytes": corpora.describe(texts)["megabytes"], "vocabulary_size": size,
+            "zoo_s": zoo_s, "keras_hub_s": hub_s, "speedup": hub_s / zoo_s,
+            "zoo_vocabulary": zoo_vocabulary, "keras_hub_vocabulary": len(hub_vocabulary),
+        }
+
+
+def _with_ratios(row: dict) -> dict:
+    zoo_side, hub_side = row["zoo"], row["keras_hub"]
+    row["ratio"] = None if hub_side is None else {
+        key: zoo_side[key] / hub_side[key]
+        for key in ("useful_tokens_per_s", "steps_per_s", "sequences_per_s", "mfu_float32")
+    }
+    return row
+
+
+def quality(rows: list) -> dict | None:
+    """Held-out masked-token accuracy of zoo BERT at its default precision against float32, same tokens trained.
+
+    The standard error is that of the difference of two independent
+    binomial proportions over the held-out predictions (the masks are the
+    same for both, so it overstates the noise).
+    """
+    by_name = {row["name"]: row for row in rows}
+    if "bert_mlm/long/float32" not in by_name:
+        return None
+    default, full = by_name["bert_mlm/long"]["zoo"], by_name["bert_mlm/long/float32"]["zoo"]
+    a, b, n = default["held_out_accuracy"], full["held_out_accuracy"], max(1, default["held_out_predictions"])
+    error = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+    return {
+        "precision": default["precision"], "accuracy": a, "float32_accuracy": b, "difference": a - b,
+        "standard_error": error, "predictions": n, "within_two_standard_errors": abs(a - b) <= 2 * error,
+    }
+
+
+def run_benchmark(settings: Settings, model_names=tuple(models.MODELS), corpus_names=CORPORA) -> dict:
+    """Take every measurement of one run (of the models and corpora named) and return it as a JSON-ready dict."""
+    started = time.perf_counter()
+    bench = Benchmark(settings, model_names, corpus_names)
+    result = {
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": hardware.describe_device(),
+        "versions": hardware.versions(),
+        "settings": dataclasses.asdict(settings),
+        "models": list(model_names),
+        "corpora_run": list(corpus_names),
+        "default_precision": bench.default_precision,
+        "peaks": bench.measure_peaks(),
+        "corpora": bench.prepare_corpora(),
+    }
+    bench.train_tokenizers()
+    result["rows"] = bench.rows()
+    result["quality"] = quality(result["rows"])
+    result["tokenizer"] = bench.tokenizer_training()
+    result["elapsed_s"] = time.perf_counter() - started
+    return result
+
+
+def write_results(path: pathlib.Path, run: dict) -> dict:
+    """Put `run` into the results file at `path` under its device kind, keeping the other kinds' runs."""
+    results = {"format": RESULTS_FORMAT, "runs": {}}
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(existing, dict) and isinstance(existing.get("runs"), dict):
+            results["runs"].update(existing["runs"])
+    except (OSError, ValueError):
+        pass  # no results yet, or an unreadable file: start afresh
+    results["runs"][run["device"]["kind"]] = run
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(results, indent=2, sort_keys=False) + "\n")
+    return results
+
+
+def _number(value, digits: int = 0, scale: float = 1.0) -> str:
+    if value is None:
+        return "-"
+    return f"{value * scale:,.{digits}f}"
+
+
+def format_table(run: dict) -> str:
+    """The printed summary of `run`: one line per row, then pipelines, tokenizer, peaks and quality."""
+    lines = []
+    device = run["device"]
+    lines.append(
+        f"device: {device['cpu_model']} ({device['cpu_cores']} cores){', ' + ', '.join(device['gpus']) if device['gpus'] else ''}"
+        f"; default precision {run['default_precision']}; mode {run['settings']['mode']}"
+    )
+    peaks = run["peaks"]
+    lines.append(
+        f"matmul peak: float32 {_number(peaks['float32']['flops_per_s'], 1, 1e-9)} GFLOP/s, "
+        f"bfloat16 {_number(peaks['bfloat16']['flops_per_s'], 1, 1e-9)} GFLOP/s"
+    )
+    header = (f"{'row':<24}{'zoo tok/s':>11}{'hub tok/s':>11}{'ratio':>7}{'zoo st/s':>10}{'hub st/s':>10}"
+              f"{'zoo MFU32':>10}{'hub MFU32':>10}{'zoo MB':>8}{'hub MB':>8}{'zoo 1st s':>10}{'hub 1st s':>10}"
+              f"  precision / xla")
+    lines += ["", header, "-" * len(header)]
+    for row in run["rows"]:
+        z, h, r = row["zoo"], row["keras_hub"] or {}, row["ratio"] or {}
+        lines.append(
+            f"{row['name']:<24}{_number(z['useful_tokens_per_s']):>11}{_number(h.get('useful_tokens_per_s')):>11}"
+            f"{_number(r.get('useful_tokens_per_s'), 2):>7}{_number(z['steps_per_s'], 2):>10}"
+            f"{_number(h.get('steps_per_s'), 2):>10}{_number(z['mfu_float32'], 1, 100):>9}%"
+            f"{_number(h.get('mfu_float32'), 1, 100):>9}%{_number(z['peak_memory_mb']):>8}"
+            f"{_number(h.get('peak_memory_mb')):>8}{_number(z['first_step_s'], 1):>10}"
+            f"{_number(h.get('first_step_s'), 1):>10}  {z['precision']}/{z['jit_compile']}"
+            + (f" vs {h['precision']}/{h['jit_compile']}" if h else "")
+        )
+    lines += ["", f"{'input pipeline alone':<24}{'zoo seq/s':>11}{'x train':>9}{'hub seq/s':>11}{'x train':>9}"]
+    for row in run["rows"]:
+        z, h = row["zoo"], row["keras_hub"] or {}
+        lines.append(
+            f"{row['name']:<24}{_number(z['pipeline_sequences_per_s']):>11}{_number(z['pipeline_over_consumption'], 1):>9}"
+            f"{_number(h.get('pipeline_sequences_per_s')):>11}{_number(h.get('pipeline_over_consumption'), 1):>9}"
+        )
+    t = run["tokenizer"]
+    lines += ["", (
+        f"tokenizer training ({t['documents']} documents, {t['megabytes']} MB, vocabulary {t['vocabulary_size']}): "
+        f"zoo {t['zoo_s']:.2f} s, compute_word_piece_vocabulary {t['keras_hub_s']:.2f} s, speedup {t['speedup']:.1f}x"
+    )]
+    q = run["quality"]
+    if q:
+        lines.append(
+            f"quality (bert_mlm/long held-out masked accuracy, {q['predictions']} predictions): {q['precision']} "
+            f"{q['accuracy']:.4f} vs float32 {q['float32_accuracy']:.4f} (difference {q['difference']:+.4f}, "
+            f"standard error {q['standard_error']:.4f})"
+        )
+    lines.append(f"elapsed {run['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def _names(choices: tuple):
+    """An argparse type: a comma-separated list of some of `choices`, returned in `choices` order."""
+    def parse(text: str) -> tuple:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"expected some of {','.join(choices)}, got {text!r}")
+        return tuple(name for name in choices if name in names)
+    return parse
+
+
+def main(argv=None) -> int:
+    """Parse the command line, run the benchmark, print the table and write the results file."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models and corpus slices: a smoke test of ~1-2 min")
+    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
+                        help=f"JSON results file (default {DEFAULT_OUT.relative_to(DEFAULT_OUT.parent.parent)})")
+    parser.add_argument("--models", type=_names(tuple(models.MODELS)), default=tuple(models.MODELS),
+                        help=f"comma-separated subset of {','.join(models.MODELS)} (default: all)")
+    parser.add_argument("--corpora", type=_names(CORPORA), default=CORPORA,
+                        help=f"comma-separated subset of {','.join(CORPORA)} (default: all)")
+    args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder; give a file path such as {args.out / 'results.json'}")
+    settings = Settings.quick() if args.quick else Settings.full()
+    run = run_benchmark(settings, args.models, args.corpora)
+    write_results(args.out, run)
+    print(format_table(run))
+    print(f"results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

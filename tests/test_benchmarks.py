@@ -1,0 +1,94 @@
+"""The benchmark harness (benchmarks/): a --quick smoke run and its results file. No timing assertions."""
+
+import doctest
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import corpora, flops, hardware, run, timing  # noqa: E402
+
+POSITIVE = ("first_step_s", "steps_per_s", "sequences_per_s", "useful_tokens_per_s", "flops_per_s", "mfu_float32",
+            "mfu_bfloat16", "pipeline_sequences_per_s", "pipeline_over_consumption", "parameters")
+
+
+@pytest.mark.parametrize("module", [corpora, flops, hardware, timing], ids=lambda module: module.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_long_documents_hold_the_same_text_in_order():
+    short = corpora.docstrings(limit=300)[0]
+    long = corpora.join_documents(short, min_words=200)
+    assert "\n\n".join(long) == "\n\n".join(short)
+    assert all(len(document.split()) >= 200 for document in long[:-1])
+    assert corpora.median_words(short) < 30 < corpora.median_words(long)
+
+
+def test_masked_lm_flops_count_predictions_only():
+    dims = {"num_layers": 2, "hidden_dim": 8, "intermediate_dim": 32, "vocabulary_size": 100, "sequence_length": 16}
+    body = flops.transformer_flops(10, 0, head="mlm", **dims)
+    assert flops.transformer_flops(10, 3, head="mlm", **dims) == body + 3 * 6 * (8 * 8 + 8 * 100)
+    assert flops.transformer_flops(10, 3, head="clm", **dims) == body + 10 * 6 * 8 * 100
+
+
+def test_unknown_model_name_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--quick", "--models", "brt"])
+    assert exit_info.value.code == 2
+    assert "expected some of bert_mlm,gpt_clm,lstm_clm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
+    out = tmp_path / "results.json"
+    other_device = {"device": {"kind": "gpu"}, "rows": []}
+    out.write_text(json.dumps({"format": run.RESULTS_FORMAT, "runs": {"gpu": other_device}}))
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--corpora", "long", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    results = json.loads(out.read_text())
+    assert results["runs"]["gpu"] == other_device  # runs on other devices are kept
+    result = results["runs"][hardware.device_kind()]
+
+    expected = ["bert_mlm/long", "gpt_clm/long", "lstm_clm/long"]
+    if result["default_precision"] != "float32":
+        expected += ["bert_mlm/long/float32", "gpt_clm/long/float32"]
+    assert [row["name"] for row in result["rows"]] == expected
+    for row in result["rows"]:
+        sides = [row["zoo"]] + ([row["keras_hub"]] if row["model"] != "lstm_clm" else [])
+        assert (row["keras_hub"] is None) == (row["model"] == "lstm_clm")
+        for side in sides:
+            for key in POSITIVE:
+                assert side[key] > 0 and math.isfinite(side[key]), (row["name"], side["side"], key)
+            assert len(side["window_s"]) == result["settings"]["windows"]
+            assert 0 < side["useful_token_fraction"] <= 1
+            assert side["peak_memory_mb"] is None or side["peak_memory_mb"] > 0
+        assert row["zoo"]["useful_token_fraction"] > 0.9  # packed blocks hold almost no padding
+        if row["keras_hub"] is not None:
+            assert all(value > 0 and math.isfinite(value) for value in row["ratio"].values())
+        else:
+            assert row["ratio"] is None
+        assert row["name"] in completed.stdout
+
+    for dtype in ("float32", "bfloat16"):
+        assert result["peaks"][dtype]["flops_per_s"] > 0
+    tokenizer = result["tokenizer"]
+    assert tokenizer["zoo_s"] > 0 and tokenizer["keras_hub_s"] > 0 and math.isfinite(tokenizer["speedup"])
+    quality = result["quality"]
+    if result["default_precision"] == "float32":
+        assert quality is None
+    else:
+        assert 0 <= quality["accuracy"] <= 1 and 0 <= quality["float32_accuracy"] <= 1
+        assert quality["predictions"] > 0
+    assert result["device"]["cpu_model"] and result["versions"]["keras-hub"]
