@@ -8,6 +8,7 @@ from zoo.errors import ConfigError
 from zoo.objectives.clm import CausalLM
 from zoo.objectives.mlm import MaskedLM
 from zoo.spec import ModelSpec
+from zoo.testing import run_objective_test
 
 SPECIAL = {"pad": 0, "unk": 1, "start": 2, "end": 3, "mask": 4}
 VOCABULARY_SIZE = 1000
@@ -118,3 +119,10 @@ def test_clm_labels_are_next_tokens_and_padding_has_no_weight():
     np.testing.assert_array_equal(labels, [[7, 8, 9, 3, 0], [5, 6, 0, 0, 0]])
     np.testing.assert_array_equal(weights, [[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
     assert out["token_ids"] is token_ids
+
+
+@pytest.mark.parametrize("objective, model_name", [("mlm", "bert"), ("clm", "gpt"), ("clm", "lstm_lm")])
+def test_builtin_objectives_pass_the_plugin_author_checks(objective, model_name):
+    # Seeded and equal in Dataset.map, model inputs and dtypes, padding unweighted, incompatible models refused.
+    result = run_objective_test(objective, model_name, num_layers=1, sequence_length=32, batch_size=4)
+    assert result["sample_weight"].sum() > 0

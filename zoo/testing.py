@@ -231,10 +231,12 @@ def run_task_test(model: str, objective, *, texts=None, sequence_length: int = 3
     _check(isinstance(predictions, dict) and sorted(predictions) == sorted(names),
            f"{model} + {names}: predict returned {type(predictions).__name__} keyed {sorted(predictions)}")
     alone = task.predict(queries[2:3], verbose=0)
+    # bfloat16 and float16 kernels round differently at another batch size.
+    tolerance = 1e-4 if task.dtype_policy.compute_dtype == "float32" else 5e-2
     for key, value in predictions.items():
         _check(value.shape[0] == len(queries), f"{key}: predict gave {value.shape[0]} rows for {len(queries)} texts")
         _check(np.all(np.isfinite(value)), f"{key}: predict on raw strings gave non-finite values")
-        _check(np.allclose(value[2], alone[key][0], rtol=1e-4, atol=1e-4),
+        _check(np.allclose(value[2], alone[key][0], rtol=tolerance, atol=tolerance),
                f"{key}: predict of a text in a batch differs from predict of it alone (row order?)")
 
     mirrored_history = None
