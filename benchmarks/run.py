@@ -26,8 +26,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-if __package__ in (None, ""):  # run as a script: `python benchmarks/run.py`
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a script, `python benchmarks/run.py`: import from the repository root
+    sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent)
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
@@ -295,7 +295,6 @@ def write_results(path: pathlib.Path, run: dict) -> dict:
     except (OSError, ValueError):
         pass  # no results yet, or an unreadable file: start afresh
     results["runs"][run["device"]["kind"]] = run
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(results, indent=2, sort_keys=False) + "\n")
     return results
 
@@ -304,6 +303,10 @@ def _number(value, digits: int = 0, scale: float = 1.0) -> str:
     if value is None:
         return "-"
     return f"{value * scale:,.{digits}f}"
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def format_table(run: dict) -> str:
@@ -328,8 +331,8 @@ def format_table(run: dict) -> str:
         lines.append(
             f"{row['name']:<24}{_number(z['useful_tokens_per_s']):>11}{_number(h.get('useful_tokens_per_s')):>11}"
             f"{_number(r.get('useful_tokens_per_s'), 2):>7}{_number(z['steps_per_s'], 2):>10}"
-            f"{_number(h.get('steps_per_s'), 2):>10}{_number(z['mfu_float32'], 1, 100):>9}%"
-            f"{_number(h.get('mfu_float32'), 1, 100):>9}%{_number(z['peak_memory_mb']):>8}"
+            f"{_number(h.get('steps_per_s'), 2):>10}{_percent(z['mfu_float32']):>10}"
+            f"{_percent(h.get('mfu_float32')):>10}{_number(z['peak_memory_mb']):>8}"
             f"{_number(h.get('peak_memory_mb')):>8}{_number(z['first_step_s'], 1):>10}"
             f"{_number(h.get('first_step_s'), 1):>10}  {z['precision']}/{z['jit_compile']}"
             + (f" vs {h['precision']}/{h['jit_compile']}" if h else "")
@@ -371,7 +374,7 @@ def _names(choices: tuple):
 def main(argv=None) -> int:
     """Parse the command line, run the benchmark, print the table and write the results file."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny models and corpus slices: a smoke test of ~1-2 min")
+    parser.add_argument("--quick", action="store_true", help="tiny models and corpus slices: a smoke test of a few minutes")
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
                         help=f"JSON results file (default {DEFAULT_OUT.relative_to(DEFAULT_OUT.parent.parent)})")
     parser.add_argument("--models", type=_names(tuple(models.MODELS)), default=tuple(models.MODELS),
@@ -381,6 +384,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.out.is_dir():
         parser.error(f"--out {args.out} is a folder; give a file path such as {args.out / 'results.json'}")
+    try:  # fail now rather than after the run
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {args.out}: cannot create its folder ({error.strerror}); pick a writable path")
+    if not os.access(args.out.parent, os.W_OK):
+        parser.error(f"--out {args.out}: its folder is not writable; pick a writable path")
     settings = Settings.quick() if args.quick else Settings.full()
     run = run_benchmark(settings, args.models, args.corpora)
     write_results(args.out, run)
