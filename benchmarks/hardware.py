@@ -72,6 +72,8 @@ def describe_device() -> dict:
         "cpu_bfloat16": sorted(flags & {"avx512_bf16", "amx_bf16"}),
         "gpus": gpu_names(),
         "kind": device_kind(),
+        # On NVIDIA GPUs from Ampere on, float32 matmuls (the peak's and the models') run as TF32 when this is on.
+        "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
         "platform": platform.platform(),
     }
 
@@ -125,6 +127,8 @@ def matmul_peak(dtype: str, size: int, repeats: int = 5) -> dict:
 class PeakMemory:
     """Peak memory while a block runs, in megabytes: ``with PeakMemory() as peak: ...; peak.megabytes``.
 
+    ``baseline_megabytes`` is the memory in use when the block started.
+
     Example:
         >>> with PeakMemory() as peak:
         ...     block = bytearray(10**6)
@@ -134,14 +138,17 @@ class PeakMemory:
 
     def __init__(self):
         self.megabytes = None
+        self.baseline_megabytes = None
         self.source = None
 
     def __enter__(self):
         self._gpu = "GPU:0" if tf.config.list_logical_devices("GPU") else None
         if self._gpu:
             tf.config.experimental.reset_memory_stats(self._gpu)
+            self.baseline_megabytes = tf.config.experimental.get_memory_info(self._gpu)["current"] / 2**20
             self.source = "tf.config.experimental.get_memory_info(GPU:0)['peak']"
         elif _reset_high_water_mark():
+            self.baseline_megabytes = _status_kilobytes("VmRSS") / 1024
             self.source = "VmHWM after /proc/self/clear_refs=5"
         return self
 

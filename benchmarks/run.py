@@ -171,6 +171,7 @@ class Benchmark:
             "mfu_float32": result["flops_per_s"] / self.peaks["float32"]["flops_per_s"],
             "mfu_bfloat16": result["flops_per_s"] / self.peaks["bfloat16"]["flops_per_s"],
             "peak_memory_mb": peak.megabytes,
+            "memory_baseline_mb": peak.baseline_megabytes,
             "peak_memory_source": peak.source,
         })
         del task, data, batches
