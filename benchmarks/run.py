@@ -144,6 +144,7 @@ class Benchmark:
         tokenizer = self.tokenizers[models.MODELS[name][2]]
         documents = self.texts[corpus]
         _log(f"{name}/{corpus}: {side} ({precision})")
+        keras.utils.set_random_seed(0)  # the same initial weights and dropout stream in every run
         with hardware.PeakMemory() as peak:
             if side == "zoo":
                 task = models.zoo_task(name, tokenizer, size=s.size, overrides=self.dims_overrides(name),
