@@ -121,9 +121,13 @@ class Benchmark:
 
     # -- rows --------------------------------------------------------------------
 
+    def dims_overrides(self, name: str) -> dict:
+        """The preset overrides of this run's scale for benchmark model `name`."""
+        return self.settings.lstm_overrides if name == "lstm_clm" else self.settings.overrides
+
     def dims(self, name: str) -> dict:
-        overrides = self.settings.lstm_overrides if name == "lstm_clm" else self.settings.overrides
-        dims = models.dimensions(name, self.settings.size, overrides)
+        """The full dimensions of benchmark model `name`, with the trained vocabulary's size."""
+        dims = models.dimensions(name, self.settings.size, self.dims_overrides(name))
         dims["vocabulary_size"] = self.tokenizers[models.MODELS[name][2]].vocabulary_size
         return dims
 
@@ -179,9 +183,6 @@ class Benchmark:
         keras.backend.clear_session()
         gc.collect()
         return result
-
-    def dims_overrides(self, name: str) -> dict:
-        return self.settings.lstm_overrides if name == "lstm_clm" else self.settings.overrides
 
     def held_out_accuracy(self, task) -> dict:
         """Masked-token accuracy of `task` on the held-out documents (the same masks for every task)."""
