@@ -19,6 +19,7 @@ from zoo.export import export
 from zoo.hookspecs import hookimpl
 from zoo.objective import Objective
 from zoo.spec import ModelFamily, ModelSpec
+from zoo.train import train
 
 
 def models() -> list:
@@ -31,4 +32,5 @@ def objectives() -> list:
     return _registry.objective_names()
 
 
-__all__ = ["ModelFamily", "ModelSpec", "Objective", "ZooError", "build", "export", "hookimpl", "models", "objectives"]
+__all__ = ["ModelFamily", "ModelSpec", "Objective", "ZooError", "build", "export", "hookimpl", "models", "objectives",
+           "train"]

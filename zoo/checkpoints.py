@@ -1,0 +1,133 @@
+"""Step checkpoints of a run: model, optimizer and data position, written atomically.
+
+Each checkpoint is a folder ``step-NNNNNNNN/`` holding a
+``tf.train.Checkpoint`` of the task and its optimizer plus ``state.json``
+(``step``, ``data_position``: batches of the training stream consumed). It
+is written under a temporary name and renamed into place, so a folder with
+a ``step-`` name is always complete; a crash while writing leaves the last
+good one as the newest. The newest ``keep`` are kept.
+
+In a multi-worker run every worker writes (saving may involve collective
+ops), but only the chief into the run: the others write to a temporary
+folder that is deleted at once.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from zoo.errors import ConfigError
+from zoo.files import atomic_directory, atomic_write_text
+
+STATE_FILE = "state.json"
+_NAME = re.compile(r"step-(\d{8,})")
+
+
+def checkpoint_steps(folder) -> list:
+    """The steps of the complete checkpoints in `folder`, oldest first.
+
+    Example:
+        >>> checkpoint_steps("/nonexistent")
+        []
+    """
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return []
+    steps = []
+    for path in folder.iterdir():
+        match = _NAME.fullmatch(path.name)
+        if match and (path / STATE_FILE).is_file():
+            steps.append(int(match.group(1)))
+    return sorted(steps)
+
+
+class RunCheckpoints:
+    """Save and restore the checkpoints of one run.
+
+    Args:
+        folder: the run's ``checkpoints/`` folder.
+        model: the task; its ``optimizer`` must be built before restoring.
+        keep: how many checkpoints to keep.
+        chief: whether this process writes into `folder`.
+
+    Example:
+        >>> import tempfile, zoo
+        >>> task = zoo.build("gpt", objective="clm", num_layers=1)
+        >>> task.optimizer.build(task.trainable_variables)
+        >>> checkpoints = RunCheckpoints(tempfile.mkdtemp(), task, keep=1)
+        >>> checkpoints.save(step=3, data_position=3)
+        >>> checkpoints.restore()
+        {'step': 3, 'data_position': 3}
+    """
+
+    def __init__(self, folder, model, *, keep: int = 2, chief: bool = True):
+        self.folder = pathlib.Path(folder)
+        self.keep = int(keep)
+        self.chief = chief
+        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+
+    def save(self, *, step: int, data_position: int) -> None:
+        """Write the checkpoint of `step` (atomically), then drop all but the newest ``keep``."""
+        state = json.dumps({"step": int(step), "data_position": int(data_position)}) + "\n"
+        if not self.chief:
+            scratch = tempfile.mkdtemp(prefix="zoo-worker-checkpoint-")
+            try:
+                self._checkpoint.write(str(pathlib.Path(scratch) / "ckpt"))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            return
+        with atomic_directory(self.folder / f"step-{int(step):08d}") as folder:
+            self._checkpoint.write(str(folder / "ckpt"))
+            atomic_write_text(folder / STATE_FILE, state)
+        for old in checkpoint_steps(self.folder)[: -self.keep]:
+            shutil.rmtree(self.folder / f"step-{old:08d}", ignore_errors=True)
+
+    def restore(self) -> dict | None:
+        """Load the newest checkpoint into the model and optimizer; its state, or None if there is none."""
+        steps = checkpoint_steps(self.folder)
+        if not steps:
+            return None
+        folder = self.folder / f"step-{steps[-1]:08d}"
+        try:
+            state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+            self._checkpoint.read(str(folder / "ckpt")).assert_existing_objects_matched()
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            raise ConfigError(
+                f"checkpoint {folder} does not fit this model ({str(error).splitlines()[0]}); "
+                "train into a new --out folder or delete the run's checkpoints"
+            ) from None
+        return {"step": int(state["step"]), "data_position": int(state["data_position"])}
+
+    def remove_partial_writes(self) -> None:
+        """Delete temporary folders left by a process killed while writing a checkpoint."""
+        if self.chief and self.folder.is_dir():
+            for path in self.folder.glob(".step-*.tmp"):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def restore_model(folder, model) -> int:
+    """Load the model weights (not the optimizer) of the newest checkpoint in `folder`; its step.
+
+    Example:
+        >>> restore_model("/nonexistent", None)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        zoo.errors.ConfigError: no checkpoint in /nonexistent; ...
+    """
+    steps = checkpoint_steps(folder)
+    if not steps:
+        raise ConfigError(f"no checkpoint in {folder}; train the run first (zoo train RECIPE --out RUN_DIR)")
+    path = pathlib.Path(folder) / f"step-{steps[-1]:08d}" / "ckpt"
+    status = tf.train.Checkpoint(model=model).read(str(path))
+    status.expect_partial()  # the optimizer's slots are not needed
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        raise ConfigError(f"checkpoint {path} does not fit this model ({str(error).splitlines()[0]})") from None
+    return steps[-1]

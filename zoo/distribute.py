@@ -1,0 +1,124 @@
+"""``tf.distribute`` strategies by name.
+
+- ``auto``: a TPU if one is attached (``TPU_NAME`` set or ``/dev/accel*``
+  present) and resolves, else ``mirrored`` over several GPUs, else ``default``.
+- ``default``: TensorFlow's default strategy (one device, no replication).
+- ``one_device``: the first GPU, else the CPU.
+- ``mirrored``: synchronous data parallelism over the local GPUs, or over
+  the logical CPUs when there is no GPU.
+- ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in
+  ``TF_CONFIG``; every worker runs the same command.
+- ``tpu``: ``TPUStrategy`` on the TPU cluster that resolves.
+
+Create the strategy before any other TensorFlow work in the process
+(``multi_worker`` requires it). Keras splits each global batch across the
+replicas (``experimental_distribute_dataset``) when a model built under the
+strategy's scope is fitted on a ``tf.data.Dataset``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import tensorflow as tf
+
+from zoo.errors import ConfigError, unknown_name
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """The strategy called `name` (see the module docstring).
+
+    Example:
+        >>> get_strategy("default").num_replicas_in_sync
+        1
+    """
+    if name not in STRATEGIES:
+        raise unknown_name("strategy", name, STRATEGIES)
+    if name == "auto":
+        if _tpu_attached():
+            return _tpu_strategy()
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return _mirrored()
+        return tf.distribute.get_strategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        return _mirrored()
+    if name == "multi_worker":
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return _tpu_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files: always, except on non-chief workers of a cluster.
+
+    Example:
+        >>> is_chief(get_strategy("default"))
+        True
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_label(strategy: tf.distribute.Strategy) -> str:
+    """``"TYPE-ID"`` of this process in a cluster, ``"local"`` outside one.
+
+    Example:
+        >>> worker_label(get_strategy("default"))
+        'local'
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return "local"
+    return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def _mirrored() -> tf.distribute.Strategy:
+    devices = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if not devices:
+        devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _check_tf_config() -> None:
+    text = os.environ.get("TF_CONFIG", "")
+    if not text:
+        raise ConfigError(
+            "multi_worker needs TF_CONFIG (the cluster and this worker's task); set it on every worker, "
+            'e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+        )
+    try:
+        config = json.loads(text)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        if not isinstance(workers, list) or task["type"] not in ("chief", "worker") or task["index"] < 0:
+            raise ValueError("cluster.worker must be a list and task a chief or worker with an index")
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"TF_CONFIG is malformed ({error}); see the multi_worker example in zoo.distribute") from None
+
+
+def _tpu_attached() -> bool:
+    return bool(os.environ.get("TPU_NAME") or glob.glob("/dev/accel*") or os.environ.get("COLAB_TPU_ADDR"))
+
+
+def _tpu_strategy() -> tf.distribute.Strategy:
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        raise ConfigError(f"no TPU resolves here ({error}); use strategy 'auto' or 'mirrored'") from None
+    return tf.distribute.TPUStrategy(resolver)
