@@ -216,7 +216,8 @@ def test_default_tokenizer_uses_the_one_another_process_saved_first(zoo_cache_di
     theirs = train_tokenizer(["another corpus entirely, trained elsewhere"] * 3, "wordpiece", 300)
 
     def train_while_another_process_saves(documents, kind, vocabulary_size):
-        theirs.save(tmp_path / "tokenizers" / f"{kind}-{vocabulary_size}-{version}")
+        # vocabulary_size is what the trainer is asked for: the cache's 300 less the sentinels.
+        theirs.save(tmp_path / "tokenizers" / f"{kind}-300-{version}")
         return train_tokenizer(documents[:50], kind, vocabulary_size)
 
     monkeypatch.setattr(tokenizer_module, "train_tokenizer", train_while_another_process_saves)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Mapping
 
@@ -68,6 +69,10 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
     config["vocabulary_size"] = tokenizer.vocabulary_size
     with precision_scope(policy):
         backbone, spec = family.build(config, tokenizer.special_token_ids)
+        if spec.vocabulary_size:  # token ids (not the feature vectors of a vector autoencoder)
+            spec = dataclasses.replace(
+                spec, sentinel_ids=tokenizer.sentinel_ids, sentence_end_ids=tokenizer.sentence_end_ids
+            )
         task = _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed)
     task.compile()
     return task
@@ -81,6 +86,10 @@ def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed) 
                 f"{family.name} built with these options lacks {', '.join(sorted(missing))}, "
                 f"which {instance.name} needs"
             )
+    if not spec.max_sequence_length:  # a backbone of feature vectors: no sequences
+        if sequence_length is not None:
+            raise ConfigError(f"{family.name} built on feature vectors takes no sequence_length; drop it")
+        return Task(backbone, spec, objectives, tokenizer, 0, seed=seed)
     if sequence_length is None:
         sequence_length = min(DEFAULT_SEQUENCE_LENGTH, spec.max_sequence_length)
     if not 2 <= sequence_length <= spec.max_sequence_length:

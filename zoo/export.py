@@ -194,15 +194,17 @@ def _keyword_function(body, signature):
 def _encode(text, context):
     inputs = context.features(text)
     outputs = context.backbone_outputs(inputs)
-    mask = tf.cast(inputs["padding_mask"], outputs["sequence_output"].dtype)
+    # An encoder-decoder backbone (the sequence autoencoder) calls it encoder_sequence_output.
+    sequence_output = outputs["sequence_output" if "sequence_output" in outputs else "encoder_sequence_output"]
+    mask = tf.cast(inputs["padding_mask"], sequence_output.dtype)
     if "pooled_output" in outputs:
         pooled = outputs["pooled_output"]
     else:
-        pooled = tf.reduce_sum(outputs["sequence_output"] * mask[..., None], axis=1) / tf.maximum(
+        pooled = tf.reduce_sum(sequence_output * mask[..., None], axis=1) / tf.maximum(
             tf.reduce_sum(mask, axis=1, keepdims=True), 1.0
         )
     return {
-        "sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
+        "sequence_output": tf.cast(sequence_output, tf.float32),
         "pooled_output": tf.cast(pooled, tf.float32),
         "padding_mask": inputs["padding_mask"],
     }

@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
     "zoo.models.autoencoder",
     "zoo.objectives.mlm",
     "zoo.objectives.clm",
+    "zoo.objectives.denoising",
     "zoo.objectives.pseudo_label",
 )
 

@@ -41,6 +41,13 @@ class ModelSpec:
             language-model heads tie their output projection to it.
         input_names: names of the backbone's inputs.
         output_names: names of the backbone's outputs.
+        sentinel_ids: ids of the tokenizer's sentinels ``<extra_id_0>``,
+            ``<extra_id_1>``, ..., in order: tokens no text contains, which
+            denoising puts in place of dropped spans (T5).
+        sentence_end_ids: ids of the tokens that end a sentence (``.``,
+            ``!``, ``?``), for noise that works on sentences.
+
+    :func:`zoo.build` fills the last two from the tokenizer.
     """
 
     family: str
@@ -52,11 +59,13 @@ class ModelSpec:
     token_embedding: Any
     input_names: tuple
     output_names: tuple
+    sentinel_ids: tuple = ()
+    sentence_end_ids: tuple = ()
 
     @property
     def all_special_ids(self) -> tuple:
-        """Sorted, distinct ids of every special token."""
-        return tuple(sorted(set(self.special_token_ids.values())))
+        """Sorted, distinct ids of every special token, sentinels included."""
+        return tuple(sorted(set(self.special_token_ids.values()) | set(self.sentinel_ids)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,15 @@ agree on their own, both sides normalise the text the same way first:
   an internal marker and ``ĴA``, ``ĴB``, ... as stand-ins for special tokens.
 - Words of any length are tokenized (no ``[UNK]`` for words over 100 bytes
   or characters: the two sides count length in different units).
+
+Sentinels: :meth:`Tokenizer.with_sentinels` appends T5-style tokens
+``<extra_id_0>``, ``<extra_id_1>``, ... at the end of the vocabulary, so the
+ids of every other token stay what they were. Denoising objectives put one
+in place of each dropped span. No text tokenizes to a sentinel (``<``, ``_``
+and ``>`` are split off as punctuation); ids decode to their names. The
+default tokenizers reserve ``min(100, vocabulary_size // 8)`` of them (T5
+reserves 100) within ``vocabulary_size``; a cached default tokenizer
+without them is trained again.
 """
 
 from __future__ import annotations
@@ -66,6 +75,12 @@ WORDPIECE_VOCABULARY_FILE = "vocabulary.txt"
 BPE_VOCABULARY_FILE = "vocabulary.json"
 BPE_MERGES_FILE = "merges.txt"
 SUFFIX_INDICATOR = "##"
+#: Name of sentinel ``i`` (T5's spelling).
+SENTINEL_FORMAT = "<extra_id_{}>"
+#: Most sentinels a default tokenizer reserves (T5's count); at most an eighth of its vocabulary.
+DEFAULT_SENTINELS = 100
+#: Tokens that end a sentence: optional leading space (``Ġ``), punctuation, then ``.``, ``!`` or ``?``.
+_SENTENCE_END = re.compile(r"Ġ?[!-/:-@\[-`{-~]*[.!?]")
 #: Longest word the WordPiece algorithm accepts (bytes in-graph, characters in the trainer).
 MAX_WORD_LENGTH = 2**31 - 1
 
@@ -143,6 +158,10 @@ class Tokenizer(tf.Module):
         vocabulary_size: number of token ids.
         special_token_ids: role (``pad``, ``unk``, ``start``, ``end``,
             ``mask``) to token id, for the roles this kind has.
+        sentinel_ids: ids of ``<extra_id_0>``, ``<extra_id_1>``, ... in
+            that order (empty unless added by :meth:`with_sentinels`).
+        sentence_end_ids: sorted ids of the tokens that end a sentence
+            (``.``, ``!``, ``?``, also after other punctuation or a space).
         layer: the keras-hub tokenizer that runs after zoo's normalisation;
             call the :class:`Tokenizer` itself to tokenize text.
 
@@ -183,6 +202,13 @@ class Tokenizer(tf.Module):
             raise ConfigError(f"the {kind} vocabulary lacks the special tokens {missing}; train it with train_tokenizer")
         self.special_token_ids = types.MappingProxyType(
             {role: self._ids[tokens[role]] for role in SPECIAL_TOKEN_ROLES if role in tokens}
+        )
+        sentinels = []
+        while SENTINEL_FORMAT.format(len(sentinels)) in self._ids:
+            sentinels.append(self._ids[SENTINEL_FORMAT.format(len(sentinels))])
+        self.sentinel_ids = tuple(sentinels)
+        self.sentence_end_ids = tuple(
+            index for index, token in enumerate(self._tokens) if _SENTENCE_END.fullmatch(token)
         )
         # In a tf.function keras-hub returns tensors, not Python lists.
         self._tokenize = tf.function(self._tokenize_graph, input_signature=[tf.TensorSpec([None], tf.string)])
@@ -242,6 +268,27 @@ class Tokenizer(tf.Module):
         elif not isinstance(token_ids, tf.RaggedTensor):
             token_ids = tf.convert_to_tensor(token_ids)
         return self._detokenize(token_ids)
+
+    def with_sentinels(self, count: int) -> "Tokenizer":
+        """A tokenizer with `count` sentinels ``<extra_id_0>``, ... after this vocabulary (ids unchanged).
+
+        Example:
+            >>> tokenizer = train_tokenizer(["a b c"] * 3, "wordpiece", 100)
+            >>> extended = tokenizer.with_sentinels(3)
+            >>> extended.sentinel_ids == tuple(range(tokenizer.vocabulary_size, tokenizer.vocabulary_size + 3))
+            True
+            >>> extended.id_to_token(extended.sentinel_ids[-1])
+            '<extra_id_2>'
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigError(f"the number of sentinels must be an integer >= 0, got {count!r}")
+        if self.sentinel_ids:
+            raise ConfigError(f"this tokenizer already has {len(self.sentinel_ids)} sentinels; add them once")
+        names = [SENTINEL_FORMAT.format(index) for index in range(count)]
+        if self.kind == "wordpiece":
+            return Tokenizer(self.kind, [*self._tokens, *names])
+        vocabulary = {**self.layer.vocabulary, **{name: self.vocabulary_size + i for i, name in enumerate(names)}}
+        return Tokenizer(self.kind, vocabulary, self.layer.merges)
 
     def token_to_id(self, token: str) -> int:
         """The id of `token` (a vocabulary entry, e.g. ``"[MASK]"`` or ``"Ġthe"``).
@@ -501,6 +548,9 @@ _default_lock = threading.Lock()
 def default_tokenizer(kind: str, vocabulary_size: int = DEFAULT_VOCABULARY_SIZE) -> Tokenizer:
     """The `kind` tokenizer trained on the default corpus (its training split), cached on disk.
 
+    Its last ``min(100, vocabulary_size // 8)`` ids are sentinels (see
+    :meth:`Tokenizer.with_sentinels`).
+
     The first call trains it (a few seconds) and saves it under
     ``cache_dir()/tokenizers/``; later calls, also in other processes, load
     it. Processes racing to train it agree on the first one saved.
@@ -521,13 +571,17 @@ def default_tokenizer(kind: str, vocabulary_size: int = DEFAULT_VOCABULARY_SIZE)
 def _load_or_train(path: pathlib.Path, kind: str, vocabulary_size: int) -> Tokenizer:
     """Load the cached default tokenizer at `path`, or train and save it there."""
     broken = False
+    sentinels = min(DEFAULT_SENTINELS, vocabulary_size // 8)
     if path.exists():
         try:
-            return Tokenizer.load(path)
+            cached = Tokenizer.load(path)
         except ZooError:
-            broken = True  # train again and replace it
+            cached = None
+        if cached is not None and len(cached.sentinel_ids) == sentinels:
+            return cached
+        broken = True  # corrupt, or saved before sentinels existed: train again and replace it
     train, _ = split_held_out(default_corpus())
-    tokenizer = train_tokenizer(train, kind, vocabulary_size)
+    tokenizer = train_tokenizer(train, kind, vocabulary_size - sentinels).with_sentinels(sentinels)
     try:
         with atomic_directory(path, replace=broken) as folder:
             tokenizer._write_files(folder)
