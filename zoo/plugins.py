@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "zoo.objectives.mlm",
     "zoo.objectives.clm",
     "zoo.objectives.denoising",
+    "zoo.objectives.nsp",
     "zoo.objectives.pseudo_label",
 )
 
