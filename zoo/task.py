@@ -138,7 +138,10 @@ class Task(keras.Model):
         ``[n, max_predictions, vocabulary_size]`` at the mask tokens written
         in each text (in order; rows past the last mask are not meaningful);
         ``clm`` gives next-token logits ``[n, sequence_length, vocabulary_size]``;
-        ``pseudo_label`` gives class logits ``[n, len(classes)]``.
+        ``pseudo_label`` gives class logits ``[n, len(classes)]``; ``nsp``
+        gives is-next logits ``[n, 1]`` of each text as A with an empty B
+        (score pairs with its serving endpoint, which takes ``text`` and
+        ``next_text``).
         """
         if _is_raw_text(x):
             x = self.preprocessor.inference_dataset(x, batch_size or 32)
