@@ -80,11 +80,12 @@ def test_a_and_b_are_runs_of_their_documents_and_a_positive_b_follows_a(corpus_p
     ids = tokenizer.special_token_ids
 
     rows = range(300)
-    needed = sorted({int(corpus_pairs[key][row]) for row in rows for key in ("nsp_first_document", "nsp_second_document")})
+    keys = ("nsp_first_document", "nsp_second_document")
+    needed = sorted({int(corpus_pairs[key][row]) for row in rows for key in keys})
     segments = split_segments(tf.constant([documents[index] for index in needed]))
-    tokens = tokenizer(segments.flat_values)
-    per_document = tf.RaggedTensor.from_row_splits(tokens.flat_values, tf.gather(tokens.row_splits, segments.row_splits))
-    document_tokens = dict(zip(needed, per_document.to_list())).__getitem__
+    tokens = tokenizer(segments.flat_values)  # tokens of each document, segment by segment, as nsp cut them
+    splits = tf.gather(tokens.row_splits, segments.row_splits)
+    document_tokens = dict(zip(needed, tf.RaggedTensor.from_row_splits(tokens.flat_values, splits).to_list())).get
 
     def find(run, tokens, start=0):
         return next((i for i in range(start, len(tokens) - len(run) + 1) if tokens[i:i + len(run)] == run), None)
@@ -109,14 +110,12 @@ def test_a_and_b_are_runs_of_their_documents_and_a_positive_b_follows_a(corpus_p
     assert min(checked.values()) > 100
 
 
-def test_short_sequence_rate_shortens_targets_and_the_seed_redraws(tokenizer, spec):
+def test_short_sequence_rate_shortens_the_pairs(tokenizer, spec):
     documents = default_corpus()[:300]
     never = make_pairs(documents, tokenizer, spec, short_sequence_rate=0.0)
     always = make_pairs(documents, tokenizer, spec, short_sequence_rate=1.0)
     full = [np.mean(pairs["padding_mask"].sum(1) == LENGTH) for pairs in (never, always)]
-    assert full[1] < 0.7 * full[0], full
-    other = make_pairs(documents, tokenizer, spec, short_sequence_rate=0.0, seed=1)
-    assert not np.array_equal(never["nsp_label"][:100], other["nsp_label"][:100])
+    assert full[1] < 0.7 * full[0], full  # segments longer than a short target still fill the sequence
 
 
 def test_truncation_removes_from_the_longer_side_as_bert_does():

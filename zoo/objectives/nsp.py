@@ -14,9 +14,10 @@ The structure stage, all TensorFlow ops, mirrors BERT's
 
 - Segments are sentences: a document is cut after ``.``, ``!`` or ``?``
   (and any closing quotes or brackets) followed by whitespace and a
-  character that is not a lowercase letter, and at blank lines. tf-text's ``StateBasedSentenceBreaker`` is not used: it also cuts
-  inside ``e.g.`` and ``setup.py``, which code documentation is full of.
-  Segments without tokens are dropped.
+  character that is not a lowercase letter, and at blank lines. tf-text's
+  ``StateBasedSentenceBreaker`` is not used: it also cuts inside ``e.g.``
+  and ``setup.py``, which code documentation is full of. Segments without
+  tokens are dropped.
 - Documents are read in buffers of ``documents_per_buffer`` consecutive
   documents of the (shuffled) stream; negatives pair across a buffer.
 - Per document, the target length is ``max_num_tokens = sequence_length - 3``
@@ -37,20 +38,23 @@ The structure stage, all TensorFlow ops, mirrors BERT's
 - A pair longer than ``max_num_tokens`` is truncated from the longer side,
   one token at a time, each from the front or the back with probability
   1/2 (on a tie, from B).
-- The examples of a buffer are shuffled; a buffer whose documents hold
-  fewer than two with segments (the last one of a pass, say) gives none.
+- The examples of a buffer are shuffled. A buffer with fewer than two
+  documents that have segments (a last buffer of one document) gives none.
 
 Each example also carries ``nsp_first_document`` and ``nsp_second_document``
 (int64): the positions, in the stream the stage read, of the documents A
 and B come from, for statistics and debugging. Randomness is stateless and
 seeded by ``(seed, buffer index)``: a pass over the same documents in the
 same order gives the same pairs, and reshuffled documents give new ones.
+The number of pairs therefore varies a little from pass to pass; Keras
+counts the steps of the first epoch, and later epochs end at that count or
+when the data does, whichever comes first.
 
 Inference: ``Task.predict`` on a list of strings scores each text as A
 with an empty B, which says little; pairs are scored by the ``nsp`` serving
-endpoint (inputs ``text`` and ``next_text``, see :meth:`NextSentencePrediction.serve`),
-in-process through :func:`zoo.export.serving_functions` or in an exported
-SavedModel.
+endpoint (inputs ``text`` and ``next_text``, see
+:meth:`NextSentencePrediction.serve`), in-process through
+:func:`zoo.export.serving_functions` or in an exported SavedModel.
 """
 
 from __future__ import annotations
