@@ -92,6 +92,9 @@ class Denoising(Objective):
             with sentence permutation for tokens, Gaussian noise for vectors.
         loss_weight: weight of this loss in the total.
 
+    The mode (tokens or feature vectors) is the backbone's: it is known once
+    the head is built, and :meth:`loss` and :meth:`metrics` follow it.
+
     Inputs added: ``decoder_token_ids`` and ``decoder_padding_mask`` (token
     mode). Labels: the target token ids (token mode) or the clean features
     (vector mode); weights 1 on target tokens, or 1 per example.

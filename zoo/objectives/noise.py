@@ -19,7 +19,9 @@ Published defaults (see :class:`zoo.objectives.denoising.Denoising`):
   cut to fit, as fairseq does), each span replaced by one mask token, a
   zero-length span inserting one.
 - :func:`sentence_permutation`: BART's: sentences (ending at ``.``, ``!``,
-  ``?`` or the end token) shuffled; the start token stays first.
+  ``?`` or the end token) shuffled; the start token stays first. In a
+  packed block the sentences of neighbouring documents mix, as the
+  documents' end tokens end sentences too.
 - :func:`span_corruption`: T5's ``span_corruption``: ``random_spans_noise_mask``
   with noise density 0.15 and mean span length 3; each noise span becomes
   one sentinel in the input, ``<extra_id_0>`` for the first span and so on;
@@ -33,6 +35,8 @@ likely; the lengths are shuffled first, so the cut span lands anywhere.
 from __future__ import annotations
 
 import tensorflow as tf
+
+from zoo.errors import ConfigError
 
 
 def candidates(token_ids, padding_mask, special_ids) -> tf.Tensor:
@@ -175,7 +179,10 @@ def span_corruption(token_ids, padding_mask, seed, *, candidate, sentinel_ids, p
     length = token_ids.shape[1]
     max_spans = max_noise_spans(length, noise_density, mean_noise_span_length)
     if len(sentinel_ids) < max_spans:
-        raise ValueError(f"span_corruption needs {max_spans} sentinels for length {length}, got {len(sentinel_ids)}")
+        raise ConfigError(
+            f"span_corruption needs {max_spans} sentinels for length {length}, got {len(sentinel_ids)}; "
+            "add them with Tokenizer.with_sentinels"
+        )
     spans = corruption_spans(candidate, seed, noise_density=noise_density,
                              mean_noise_span_length=mean_noise_span_length)
     sentinels = tf.constant(list(sentinel_ids), token_ids.dtype)
@@ -245,6 +252,9 @@ def max_noise_spans(length: int, noise_density: float = 0.15, mean_noise_span_le
 
 def max_target_length(length: int, noise_density: float = 0.15, mean_noise_span_length: float = 3.0) -> int:
     """The longest target of :func:`span_corruption` for rows of `length` tokens (a sentinel per span).
+
+    A span split by a special token takes one more sentinel; the rare target
+    that is longer still is cut to this length.
 
     Example:
         >>> max_target_length(128)
