@@ -2,6 +2,7 @@
 
 import textwrap
 
+import numpy as np
 import pytest
 
 import zoo
@@ -29,7 +30,7 @@ GOOD_OBJECTIVE = """
 def install_fake_distribution(root, monkeypatch, dist, module, source, entry_name=None):
     """Make `dist` an installed distribution with a `zoo` entry point to `module`."""
     (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist}-1.2.3.dist-info"
+    info = root / f"{dist.replace('-', '_')}-1.2.3.dist-info"  # as wheels name it: importlib.metadata reads the name up to "-"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
     (info / "entry_points.txt").write_text(f"[zoo]\n{entry_name or module} = {module}\n")
@@ -129,3 +130,91 @@ def test_unknown_hook_is_reported(tmp_path, monkeypatch, fresh_plugins):
     install_fake_distribution(tmp_path, monkeypatch, "zoo-typo", "zoo_typo", source)
     with pytest.warns(plugins.PluginLoadWarning, match=r"zoo-typo.*hooks that do not exist: zoo_register_losses"):
         assert "mlm" in zoo.objectives()
+
+
+MODEL_FAMILY = """
+    import keras
+    import keras_hub
+    import zoo
+    from zoo.spec import ModelFamily, ModelSpec
+
+    def build(config, special_token_ids):
+        token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input((None,), dtype="int32", name="padding_mask")
+        embedding = keras_hub.layers.ReversibleEmbedding(
+            config["vocabulary_size"], config["hidden_dim"], name="token_embedding")
+        tokens = embedding(token_ids)
+        mask = keras.ops.expand_dims(keras.ops.cast(padding_mask, tokens.dtype), -1)
+        # Bidirectional: every position also sees the mean of the whole text.
+        context = keras.ops.sum(tokens * mask, axis=1, keepdims=True) / keras.ops.maximum(
+            keras.ops.sum(mask, axis=1, keepdims=True), 1.0)
+        sequence_output = keras.layers.Dense(config["hidden_dim"], activation="gelu")(tokens + context)
+        backbone = keras.Model({"token_ids": token_ids, "padding_mask": padding_mask},
+                               {"sequence_output": sequence_output}, name="bag_of_words")
+        spec = ModelSpec(
+            family="bag_of_words", capabilities=FAMILY.capabilities, vocabulary_size=config["vocabulary_size"],
+            special_token_ids=dict(special_token_ids), max_sequence_length=config["max_sequence_length"],
+            hidden_dim=config["hidden_dim"], token_embedding=embedding,
+            input_names=("token_ids", "padding_mask"), output_names=("sequence_output",))
+        return backbone, spec
+
+    FAMILY = ModelFamily(
+        name="bag_of_words", build=build,
+        presets={"tiny": {"vocabulary_size": 8192, "hidden_dim": 32, "max_sequence_length": 64}},
+        capabilities=frozenset({"bidirectional"}), tokenizer_kind="wordpiece", default_objective="mlm",
+        description="each token plus the mean of the text")
+
+    @zoo.hookimpl
+    def zoo_register_models(register):
+        register(FAMILY)
+"""
+
+
+def test_third_party_model_family_trains_and_is_listed_with_its_origin(tmp_path, monkeypatch, fresh_plugins, capsys):
+    from zoo import cli, testing
+    from zoo.text.corpus import default_corpus
+
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-bag-of-words", "zoo_bag_of_words", MODEL_FAMILY)
+    assert "bag_of_words" in zoo.models()
+    origin = registry.model_entry("bag_of_words").origin
+    assert (origin.distribution, origin.version, origin.plugin) == ("zoo-bag-of-words", "1.2.3", "zoo_bag_of_words")
+    result = testing.run_task_test("bag_of_words", None, texts=default_corpus()[:120], sequence_length=32,
+                                   batch_size=16, epochs=2, mirrored=False)
+    assert sorted(result["predictions"]) == ["mlm"]  # the family's default objective
+    with pytest.raises(IncompatibleError, match=r"bag_of_words is bidirectional; clm needs causal"):
+        zoo.build("bag_of_words", objective="clm")
+    assert cli.main(["list"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["bag_of_words"]]
+    assert line.split()[1:] == ["bidirectional", "zoo-bag-of-words", "1.2.3", "(plugin", "'zoo_bag_of_words')"]
+
+
+def test_with_three_broken_plugins_installed_a_good_plugin_and_the_builtins_still_train(
+        tmp_path, monkeypatch, fresh_plugins, capsys):
+    from zoo import cli
+
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-token-copy", "zoo_token_copy", GOOD_OBJECTIVE)
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-broken", "zoo_broken", "raise ImportError('no numpy 3')\n")
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-dup", "zoo_dup",
+                              GOOD_OBJECTIVE.replace('"token_copy"', '"clm"').replace("TokenCopy", "Clm"))
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-half", "zoo_half", """
+        import zoo
+        @zoo.hookimpl
+        def zoo_register_objectives(register):
+            register(object())
+    """)
+    with pytest.warns(plugins.PluginLoadWarning) as caught:
+        names = zoo.objectives()
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "plugin 'zoo_broken' from zoo-broken failed to load: ImportError: no numpy 3" in messages
+    assert "'zoo_half' (zoo-half 1.2.3 (plugin 'zoo_half')) failed in zoo_register_objectives: registered <object" in messages
+    assert {"mlm", "token_copy", "clm"} <= set(names)
+    with pytest.raises(PluginError, match=r"objective 'clm' is registered by both built-in and zoo-dup 1.2.3"):
+        zoo.build("gpt", objective="clm")
+    model = zoo.build("bert", objective=["mlm", "token_copy"], num_layers=1, sequence_length=16)
+    history = model.fit(zoo.text.corpus.default_corpus()[:32], batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["mlm_loss"][0]) and np.isfinite(history["token_copy_loss"][0])
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "clm            objective 'clm' is registered by both built-in and zoo-dup 1.2.3" in out
+    assert "broken plugin: plugin 'zoo_broken' from zoo-broken failed to load" in out
+    assert "zoo-token-copy 1.2.3" in out

@@ -1,5 +1,8 @@
 """zoo.testing catches the mistakes it is there to catch, and serves several string inputs."""
 
+import pathlib
+import types
+
 import keras
 import numpy as np
 import pytest
@@ -103,3 +106,19 @@ def test_export_reloads_signatures_with_several_string_inputs(tmp_path):
     assert joined == [f"{a} | {b}" for a, b in zip(texts, texts[1:] + texts[:1])]
     assert result["reloaded"]["pair"]["num_tokens"][2] == 0  # the empty text
     assert result["reloaded"]["token_ids"]["pair"].shape == (len(texts), 16, model.spec.vocabulary_size)
+
+
+def test_the_guides_one_file_plugin_passes_the_checks():
+    guide = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    source = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    module = types.ModuleType("zoo_rtd")
+    exec(compile(source, "docs/plugins.md", "exec"), module.__dict__)
+    objective = module.RandomTokenDetection(rate=0.3)
+    result = testing.run_objective_test(objective, "bert", num_layers=1, sequence_length=32, batch_size=8)
+    real = result["batch"]["padding_mask"] == 1
+    assert abs(result["labels"][real].mean() - 0.3) < 0.08  # about `rate` of the tokens, few are special
+    changed = result["features"]["token_ids"] != result["batch"]["token_ids"]
+    np.testing.assert_array_equal(changed, result["labels"] == 1)
+    with pytest.raises(zoo.errors.ConfigError, match=r"rtd: rate must be in \(0, 1\)"):
+        module.RandomTokenDetection(rate=1.5)
+    assert 'rtd = "zoo_rtd"' in guide and callable(module.zoo_register_objectives)

@@ -20,15 +20,24 @@ import sys
 
 def _list(args) -> None:
     from zoo import plugins, registry
+    from zoo.errors import PluginError
 
     print("models:")
     for name in registry.model_names():
-        entry = registry.model_entry(name)
+        try:
+            entry = registry.model_entry(name)
+        except PluginError as error:  # a name two plugins registered: say so, list the rest
+            print(f"  {name:<14} {error}")
+            continue
         family = entry.value
         print(f"  {name:<14} {', '.join(sorted(family.capabilities)):<32} {entry.origin}")
     print("objectives:")
     for name in registry.objective_names():
-        entry = registry.objective_entry(name)
+        try:
+            entry = registry.objective_entry(name)
+        except PluginError as error:
+            print(f"  {name:<14} {error}")
+            continue
         needs = ", ".join(sorted(entry.value.requires)) or "-"
         print(f"  {name:<14} needs {needs:<26} {entry.origin}")
     print("recipes:")
