@@ -193,10 +193,11 @@ def test_with_three_broken_plugins_installed_a_good_plugin_and_the_builtins_stil
     from zoo import cli
 
     install_fake_distribution(tmp_path, monkeypatch, "zoo-token-copy", "zoo_token_copy", GOOD_OBJECTIVE)
-    install_fake_distribution(tmp_path, monkeypatch, "zoo-broken", "zoo_broken", "raise ImportError('no numpy 3')\n")
-    install_fake_distribution(tmp_path, monkeypatch, "zoo-dup", "zoo_dup",
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-broken", "zoo_broken_import",
+                              "raise ImportError('no numpy 3')\n")
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-dup", "zoo_dup_clm",
                               GOOD_OBJECTIVE.replace('"token_copy"', '"clm"').replace("TokenCopy", "Clm"))
-    install_fake_distribution(tmp_path, monkeypatch, "zoo-half", "zoo_half", """
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-not-objective", "zoo_not_objective", """
         import zoo
         @zoo.hookimpl
         def zoo_register_objectives(register):
@@ -205,8 +206,9 @@ def test_with_three_broken_plugins_installed_a_good_plugin_and_the_builtins_stil
     with pytest.warns(plugins.PluginLoadWarning) as caught:
         names = zoo.objectives()
     messages = " | ".join(str(w.message) for w in caught)
-    assert "plugin 'zoo_broken' from zoo-broken failed to load: ImportError: no numpy 3" in messages
-    assert "'zoo_half' (zoo-half 1.2.3 (plugin 'zoo_half')) failed in zoo_register_objectives: registered <object" in messages
+    assert "plugin 'zoo_broken_import' from zoo-broken failed to load: ImportError: no numpy 3" in messages
+    assert ("'zoo_not_objective' (zoo-not-objective 1.2.3 (plugin 'zoo_not_objective')) failed in "
+            "zoo_register_objectives: registered <object") in messages
     assert {"mlm", "token_copy", "clm"} <= set(names)
     with pytest.raises(PluginError, match=r"objective 'clm' is registered by both built-in and zoo-dup 1.2.3"):
         zoo.build("gpt", objective="clm")
@@ -216,5 +218,5 @@ def test_with_three_broken_plugins_installed_a_good_plugin_and_the_builtins_stil
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "clm            objective 'clm' is registered by both built-in and zoo-dup 1.2.3" in out
-    assert "broken plugin: plugin 'zoo_broken' from zoo-broken failed to load" in out
+    assert "broken plugin: plugin 'zoo_broken_import' from zoo-broken failed to load" in out
     assert "zoo-token-copy 1.2.3" in out
