@@ -100,7 +100,8 @@ def run_objective_test(objective, model: str = "bert", *, texts=None, sequence_l
       and the same seed gives the same output (and a structure stage, if
       the objective has one, gives the same examples for the same seed);
     - the features it returns hold every model input with the model's
-      dtype and batch size, and any key it adds starts with its name;
+      dtype and batch size, and any key it adds (other than a backbone
+      input, such as ``decoder_token_ids``) starts with its name;
     - labels and float32 sample weights have the batch size, the weights'
       shape is a prefix of the labels', and the head on those inputs gives
       a finite loss;
@@ -136,7 +137,7 @@ def run_objective_test(objective, model: str = "bert", *, texts=None, sequence_l
     if type(instance).structure is not Objective.structure:
         again = next(iter(task.preprocessor.example_batches(texts, batch_size)))
         _check_equal(batch, again, f"{name}.structure with the same seed")
-        _check_structure_keys(name, batch, sequence_length)
+        _check_structure_keys(name, batch, sequence_length, spec)
 
     prepare_seed = tf.constant([seed, 1], tf.int64)
     direct = instance.prepare(dict(batch), spec, prepare_seed)
@@ -146,7 +147,7 @@ def run_objective_test(objective, model: str = "bert", *, texts=None, sequence_l
     _check_equal(direct, mapped, f"{name}.prepare called directly and inside Dataset.map")
 
     features, labels, weights = direct
-    for key in set(features) - set(batch):
+    for key in set(features) - set(batch) - set(spec.input_names):  # backbone inputs keep their names
         _check(key.startswith(name), f"{name}.prepare added feature {key!r}; name the keys it adds {name}_...")
     for key, tensor in task.input.items():
         _check(key in features, f"{name}.prepare returned no {key!r}, which the model takes")
@@ -348,11 +349,11 @@ def _check_equal(first, second, what: str) -> None:
         _check(np.array_equal(np.asarray(a), np.asarray(b)), f"{what}: outputs differ")
 
 
-def _check_structure_keys(name, batch, sequence_length) -> None:
+def _check_structure_keys(name, batch, sequence_length, spec) -> None:
     for key in ("token_ids", "padding_mask"):
         _check(key in batch and batch[key].dtype == tf.int32 and batch[key].shape[1] == sequence_length,
                f"{name}.structure must give int32 {key!r} of shape [{sequence_length}]")
-    for key in set(batch) - {"token_ids", "padding_mask", "segment_ids"}:
+    for key in set(batch) - {"token_ids", "padding_mask", "segment_ids", *spec.input_names}:
         _check(key.startswith(name), f"{name}.structure made key {key!r}; name the keys it adds {name}_...")
 
 
