@@ -105,14 +105,14 @@ def train(recipe, *, data=None, out=None, overrides=(), strategy=None, verbose="
     tokenizer = _tokenizer(recipe, run_dir, source, inputs, multi_worker=multi_worker)
     source_weights = _source_weights(source, tokenizer) if source and not checkpoint_steps(run_dir / "checkpoints") else None
     training = recipe.training
+    keras.utils.set_random_seed(training.seed)  # initial weights and dropout repeat from the seed
     with distribution.scope():
         task = build_task(recipe, tokenizer)
-        one_pass = _one_pass(task, inputs["train"], training.batch_size)
         if training.steps:
-            _check_not_empty(one_pass)
+            _check_not_empty(_one_pass(task, inputs["train"], training.batch_size))
             total_steps = training.steps
         else:
-            total_steps = training.epochs * _count_batches(one_pass)
+            total_steps = training.epochs * _count_batches(_one_pass(task, inputs["train"], training.batch_size))
         task.compile(optimizer=make_optimizer(training, total_steps))
         task.optimizer.build(task.trainable_variables)
         if source_weights is not None:
@@ -131,7 +131,7 @@ def train(recipe, *, data=None, out=None, overrides=(), strategy=None, verbose="
                          log_every=training.log_every, writer=writer, schedule=task.optimizer.learning_rate)
     logs = {}
     if start < total_steps:
-        stream = one_pass.repeat().skip(state["data_position"])
+        stream = _stream(task, inputs["train"], training.batch_size, state["data_position"])
         history = task.fit(stream, epochs=1, steps_per_epoch=total_steps - start, callbacks=[progress],
                            verbose=verbose)
         logs = {key: float(values[-1]) for key, values in history.history.items()}
@@ -419,6 +419,19 @@ def _one_pass(task, train, batch_size: int) -> tf.data.Dataset:
         if dataset is not None:
             return dataset
     return task.preprocessor.training_dataset(train, batch_size)
+
+
+def _stream(task, train, batch_size: int, position: int) -> tf.data.Dataset:
+    """The endless training stream from batch `position` on: passes repeated, each reshuffled and re-masked.
+
+    The pipeline is made inside ``flat_map``, so every iterator over the
+    stream starts from the seeds' first pass: Keras may open an iterator to
+    build the model before training (it does under a strategy), and the
+    batches must not depend on it.
+    """
+    return tf.data.Dataset.from_tensors(0).flat_map(
+        lambda _: _one_pass(task, train, batch_size).repeat().skip(position)
+    )
 
 
 def _check_not_empty(dataset) -> None:
