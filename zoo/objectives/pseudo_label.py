@@ -37,7 +37,10 @@ is ``>= threshold`` count. The teacher is the model itself in inference mode
 (``training=False``: no dropout) or, with ``teacher="ema"``, an exponential
 moving average of the model's weights (decay ``ema_decay``, updated after
 every step, not checkpointed: it restarts from the model when ``fit`` is
-called on a fresh process). The loss is::
+called on a fresh process). The student sees the unlabeled texts with
+``noise_rate`` of their tokens hidden (as in noisy-student training and
+FixMatch's weak/strong views: the teacher labels the whole text, the student
+must find the class from part of it); labeled rows are left whole. The loss is::
 
     supervised_loss + unlabeled_weight * ramp(step) * sum(confident * CE(student, pseudo)) / n_unlabeled
 
@@ -129,6 +132,11 @@ class PseudoLabel(Objective):
             moving average of its weights).
         ema_decay: decay of the EMA teacher.
         unlabeled_ratio: unlabeled texts per labeled text in a step.
+        noise_rate: share of the tokens of unlabeled texts hidden from the
+            student (replaced by the mask token, else the unknown or padding
+            token); the teacher sees them whole.
+        balance: weigh each class's pseudo-labels by its share of the
+            labeled rows over its share of the confident pseudo-labels.
         dropout: dropout rate of the head.
         loss_weight: weight of the supervised loss.
 
@@ -157,6 +165,8 @@ class PseudoLabel(Objective):
         teacher: str = "model",
         ema_decay: float = 0.99,
         unlabeled_ratio: int = 3,
+        noise_rate: float = 0.2,
+        balance: bool = True,
         dropout: float = 0.1,
         loss_weight: float = 1.0,
     ):
@@ -182,6 +192,8 @@ class PseudoLabel(Objective):
             raise ConfigError(f"pseudo_label: ema_decay must be in [0, 1), got {ema_decay!r}")
         if isinstance(unlabeled_ratio, bool) or not isinstance(unlabeled_ratio, int) or unlabeled_ratio < 1:
             raise ConfigError(f"pseudo_label: unlabeled_ratio must be an integer >= 1, got {unlabeled_ratio!r}")
+        if not 0 <= noise_rate < 1:
+            raise ConfigError(f"pseudo_label: noise_rate must be in [0, 1), got {noise_rate!r}")
         if not 0 <= dropout < 1:
             raise ConfigError(f"pseudo_label: dropout must be in [0, 1), got {dropout!r}")
         self.classes = classes
@@ -192,9 +204,12 @@ class PseudoLabel(Objective):
         self.teacher = teacher
         self.ema_decay = float(ema_decay)
         self.unlabeled_ratio = unlabeled_ratio
+        self.noise_rate = float(noise_rate)
+        self.balance = bool(balance)
         self.dropout = float(dropout)
         self._head = None
         self._ema_model = None
+        self._ema_pairs = []
 
     # -- labels and data -------------------------------------------------------
 
@@ -349,19 +364,21 @@ class PseudoLabel(Objective):
         probabilities = tf.stop_gradient(tf.nn.softmax(tf.cast(teacher_logits, tf.float32)))
         pseudo_labels = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         confident = tf.cast(tf.reduce_max(probabilities, axis=-1) >= self.threshold, tf.float32) * unlabeled
-        # "sum_over_batch_size" divides by all rows; this weight makes it a mean over the unlabeled ones.
+        weight = confident * self._class_weights(y[self.name], 1.0 - unlabeled, pseudo_labels, confident)
+        # "sum_over_batch_size" divides by all rows; this makes it a mean over the unlabeled ones.
         rows = tf.cast(tf.shape(unlabeled)[0], tf.float32)
-        weight = confident * rows / tf.maximum(tf.reduce_sum(unlabeled), 1.0)
+        weight = weight * rows / tf.maximum(tf.reduce_sum(unlabeled), 1.0)
         unlabeled_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         scale = self.unlabeled_weight * self.ramp_weight(task.optimizer.iterations)
+        student_x = self._noised(task, x, unlabeled) if self.noise_rate else x
         with tf.GradientTape() as tape:
-            y_pred = task(x, training=True)
+            y_pred = task(student_x, training=True)
             supervised = task.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             unlabeled_loss = unlabeled_loss_fn(pseudo_labels, tf.cast(y_pred[self.name], tf.float32), weight)
             loss = supervised + scale * unlabeled_loss
         task.minimize(tape, loss, batch_size=tf.shape(unlabeled)[0])
         if self._ema_model is not None and self.teacher == "ema":
-            for average, value in zip(self._ema_model.trainable_weights, task.trainable_weights):
+            for average, value in self._ema_pairs:
                 average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * ops.cast(value, average.dtype))
         self._head.confident.update_state(confident, sample_weight=unlabeled)
         self._head.unlabeled_loss.update_state(
@@ -369,13 +386,43 @@ class PseudoLabel(Objective):
         )
         return task.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
+    def _class_weights(self, labels, labeled, pseudo_labels, confident):
+        """Per confident row, its pseudo-class's labeled share (add-one smoothed) over its pseudo-label share.
+
+        A teacher leaning to one class then cannot snowball into labeling
+        everything with it (class-balanced self-training, Zou et al., 2018).
+        """
+        if not self.balance:
+            return tf.ones_like(confident)
+        classes = len(self.classes)
+        labeled_counts = tf.math.unsorted_segment_sum(labeled, tf.cast(labels, tf.int32), classes)
+        prior = (labeled_counts + 1.0) / (tf.reduce_sum(labeled) + classes)
+        share = tf.math.unsorted_segment_sum(confident, pseudo_labels, classes) / tf.maximum(
+            tf.reduce_sum(confident), 1.0
+        )
+        return tf.gather(tf.math.divide_no_nan(prior, share), pseudo_labels)
+
+    def _noised(self, task, x, unlabeled):
+        """`x` with ``noise_rate`` of the non-special tokens of unlabeled rows replaced, seeded by the step."""
+        spec, token_ids = task.spec, x["token_ids"]
+        ids = spec.special_token_ids
+        hidden = tf.constant(ids.get("mask", ids.get("unk", ids["pad"])), token_ids.dtype)
+        special = tf.reduce_any(token_ids[..., None] == tf.constant(spec.all_special_ids, token_ids.dtype), axis=-1)
+        candidate = (x["padding_mask"] > 0) & ~special & (unlabeled[:, None] > 0)
+        seed = tf.stack([tf.constant(task.preprocessor.seed, tf.int64), tf.cast(task.optimizer.iterations, tf.int64)])
+        drop = tf.random.stateless_uniform(tf.shape(token_ids), seed=seed) < self.noise_rate
+        return {**x, "token_ids": tf.where(candidate & drop, hidden, token_ids)}
+
     def _ensure_ema_teacher(self, task):
         """Make the EMA teacher, a copy of the task model starting from its weights (once per task)."""
         if self._ema_model is None:
             with task.distribute_strategy.scope():
-                self._ema_model = keras.models.clone_model(keras.Model(task.input, task.output))
-                self._ema_model.set_weights(task.get_weights())
-                self._ema_model.trainable = False
+                model = keras.Model(task.input, task.output)
+                teacher = keras.models.clone_model(model)
+                teacher.set_weights(model.get_weights())
+            self._ema_pairs = list(zip(teacher.trainable_weights, model.trainable_weights))
+            teacher.trainable = False
+            self._ema_model = teacher
 
     # -- export ------------------------------------------------------------------
 
