@@ -87,9 +87,11 @@ def test_installed_plugin_is_listed_with_its_distribution_and_autoload_can_hide_
 
 @pytest.mark.slow
 def test_the_plugins_own_tests_pass_against_the_installed_distribution(site, tmp_path):
-    # Training with mlm (also under MirroredStrategy), export and a reload in a fresh process, pairing statistics.
+    # Pairing statistics, training with mlm (also under MirroredStrategy), export and a fresh-process reload,
+    # and the doctests of the installed module.
     result = run_python(site, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(PLUGIN / "pyproject.toml"),
-                               "--rootdir", str(PLUGIN), str(PLUGIN / "tests")], cwd=tmp_path)
+                               "--rootdir", str(PLUGIN), "--doctest-modules", str(site / "zoo_sop.py"),
+                               str(PLUGIN / "tests")], cwd=tmp_path)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary

@@ -14,8 +14,9 @@ The structure stage, all TensorFlow ops, run on batches of
 ``documents_per_batch`` documents:
 
 - A document is cut into sentences after ``.``, ``!`` or ``?`` (and any
-  closing quotes or brackets) followed by whitespace, and at blank lines;
-  sentences without tokens are dropped.
+  closing quotes or brackets) followed by whitespace and a character that
+  is not a lowercase letter, and at blank lines; sentences without tokens
+  are dropped.
 - Per document the target length is ``sequence_length - 3`` or, with
   probability ``short_sequence_rate`` (0.1, ALBERT's ``short_seq_prob``),
   uniform in ``[2, sequence_length - 3]``.
@@ -49,8 +50,9 @@ from zoo.errors import ConfigError
 
 __version__ = "0.1.0"
 
-#: Cut after terminal punctuation (and closing quotes or brackets) followed by whitespace.
-SENTENCE_END = r"([.!?][\"')\]]*)\s+"
+#: Cut after terminal punctuation (and closing quotes or brackets), whitespace, then anything but a
+#: lowercase letter (so "e.g. this" stays whole).
+SENTENCE_END = r"([.!?][\"')\]]*)\s+([^\s\p{Ll}])"
 #: Cut at blank lines.
 PARAGRAPH_BREAK = r"\n[ \t]*\n\s*"
 _CUT = "\x1f"
@@ -62,11 +64,11 @@ def split_sentences(texts) -> tf.RaggedTensor:
     """Cut each text into its sentences, as a ragged ``[texts, sentences]`` of strings.
 
     Example:
-        >>> split_sentences(tf.constant(["One. Two!\\n\\nThree (four).) Five"])).to_list()
-        [[b'One.', b'Two!', b'Three (four).)', b'Five']]
+        >>> split_sentences(tf.constant(["One. Two!\\n\\nThree, e.g. four (five.) Six"])).to_list()
+        [[b'One.', b'Two!', b'Three, e.g. four (five.)', b'Six']]
     """
     texts = tf.strings.regex_replace(texts, PARAGRAPH_BREAK, _CUT)
-    texts = tf.strings.regex_replace(texts, SENTENCE_END, "\\1" + _CUT)
+    texts = tf.strings.regex_replace(texts, SENTENCE_END, "\\1" + _CUT + "\\2")
     return tf.strings.split(texts, _CUT)
 
 
