@@ -254,13 +254,16 @@ def test_the_autoencoder_learns_to_reconstruct():
     model = zoo.build("autoencoder", objective={"denoising": {"noise": "token_masking"}}, tokenizer=tokenizer,
                       sequence_length=12, hidden_dim=64, embedding_dim=32, bottleneck_dim=64, dropout=0.0,
                       precision="float32")
-    model.compile(optimizer=keras.optimizers.AdamW(0.01, global_clipnorm=1.0))
+    model.compile(optimizer=keras.optimizers.AdamW(3e-3, global_clipnorm=1.0))
     before = model.evaluate(TEXTS, verbose=0, return_dict=True)
     model.fit(TEXTS * 32, batch_size=8, epochs=6, verbose=0)
     after = model.evaluate(TEXTS, verbose=0, return_dict=True)
-    assert after["loss"] < 0.1 * before["loss"]
-    assert after["denoising_accuracy"] > 0.85 > before["denoising_accuracy"]
-    assert after["denoising_exact_match"] > before["denoising_exact_match"] == 0
+    numbers = f"before {before}, after {after}"
+    assert after["loss"] < 0.05 * before["loss"], numbers
+    assert after["denoising_accuracy"] > 0.95 > before["denoising_accuracy"], numbers
+    # A decoder that ignores the code is a plain LM: it must guess each text's first
+    # token (one text in eight right). Reconstructing most texts needs the code.
+    assert before["denoising_exact_match"] == 0 and after["denoising_exact_match"] >= 0.75, numbers
 
 
 def test_the_vector_autoencoder_learns_to_remove_gaussian_noise():

@@ -42,9 +42,11 @@ class SequenceAutoencoderBackbone(keras_hub.models.Backbone):
     """LSTM sequence autoencoder whose encoder and decoder meet only at a bottleneck.
 
     Encoder: ``token_embedding`` (a ``keras.layers.ReversibleEmbedding``, as
-    in keras-hub's backbones) → ``num_layers`` bidirectional LSTMs → mean
+    in keras-hub's backbones, initialised with standard deviation
+    ``embedding_dim ** -0.5`` so that embedded vectors have about unit norm) → ``num_layers`` bidirectional LSTMs → mean
     over the positions where ``padding_mask`` is 1 →
-    ``Dense(bottleneck_dim, tanh)``: the code, ``pooled_output``. Each row's backward LSTM reads its real tokens only:
+    ``Dense(bottleneck_dim)``, linear (a tanh saturates on the decoder's wish for a fixed start
+    state and stops passing gradient): the code, ``pooled_output``. Each row's backward LSTM reads its real tokens only:
     the row's unpadded prefix is reversed with a gather, so padding never
     leaks into the code and no boolean Keras mask is needed (cuDNN rejects
     masks of all-padding rows).
@@ -90,14 +92,19 @@ class SequenceAutoencoderBackbone(keras_hub.models.Backbone):
         def lstm(name):
             return keras.layers.LSTM(hidden_dim, return_sequences=True, dtype=dtype, name=name)
 
+        # Keras's default (uniform in ±0.05) gives inputs so small that the
+        # encoder's LSTM is driven by its biases alone, the code is the same
+        # for every text and the decoder learns a plain LM: unit-scale input
+        # vectors (standard deviation 1/sqrt(embedding_dim)) keep it input-driven.
         self.token_embedding = keras.layers.ReversibleEmbedding(
-            vocabulary_size, embedding_dim, dtype=dtype, name="token_embedding"
+            vocabulary_size, embedding_dim, embeddings_initializer=keras.initializers.RandomNormal(
+                stddev=embedding_dim**-0.5), dtype=dtype, name="token_embedding"
         )
         self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         self.lstm_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="lstm_dropout")
         self.encoder_forward_layers = [lstm(f"encoder_forward_{i}") for i in range(num_layers)]
         self.encoder_backward_layers = [lstm(f"encoder_backward_{i}") for i in range(num_layers)]
-        self.bottleneck = keras.layers.Dense(bottleneck_dim, activation="tanh", dtype=dtype, name="bottleneck")
+        self.bottleneck = keras.layers.Dense(bottleneck_dim, dtype=dtype, name="bottleneck")
         self.decoder_state_h_layers = [
             keras.layers.Dense(hidden_dim, activation="tanh", dtype=dtype, name=f"decoder_state_h_{i}")
             for i in range(num_layers)
