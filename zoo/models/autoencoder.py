@@ -43,10 +43,11 @@ class SequenceAutoencoderBackbone(keras_hub.models.Backbone):
 
     Encoder: ``token_embedding`` (a ``keras.layers.ReversibleEmbedding``, as
     in keras-hub's backbones, initialised with standard deviation
-    ``embedding_dim ** -0.5`` so that embedded vectors have about unit norm) → ``num_layers`` bidirectional LSTMs → mean
-    over the positions where ``padding_mask`` is 1 →
-    ``Dense(bottleneck_dim)``, linear (a tanh saturates on the decoder's wish for a fixed start
-    state and stops passing gradient): the code, ``pooled_output``. Each row's backward LSTM reads its real tokens only:
+    ``embedding_dim ** -0.5`` so that embedded vectors have about unit norm)
+    → ``num_layers`` bidirectional LSTMs → mean over the positions where
+    ``padding_mask`` is 1 → ``Dense(bottleneck_dim)``, linear (a tanh
+    saturates on the decoder's wish for a fixed start state and stops
+    passing gradient): the code, ``pooled_output``. Each row's backward LSTM reads its real tokens only:
     the row's unpadded prefix is reversed with a gather, so padding never
     leaks into the code and no boolean Keras mask is needed (cuDNN rejects
     masks of all-padding rows).
