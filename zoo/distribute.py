@@ -53,7 +53,7 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
         return _mirrored()
     if name == "multi_worker":
         _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerMirrored()
     return _tpu_strategy()
 
 
@@ -91,6 +91,26 @@ def _mirrored() -> tf.distribute.Strategy:
     if not devices:
         devices = [device.name for device in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices)
+
+
+class _MultiWorkerMirrored(tf.distribute.MultiWorkerMirroredStrategy):
+    """``MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras's ``fit`` gives it.
+
+    Keras reduces the first distributed batch (a dict of inputs) to build
+    the model before training, and each step's logs with ``axis=0`` though
+    they are per-replica scalars; the stock strategy reduces one value only
+    and no axis of a scalar (keras-team/keras#20329). Here nests are reduced
+    leaf by leaf, as ``MirroredStrategy`` does, and a scalar across the
+    replicas alone, which is what Keras's single-worker path computes.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        def reduce_leaf(leaf):
+            local = leaf.values[0] if isinstance(leaf, tf.distribute.DistributedValues) else leaf
+            rank = getattr(local, "shape", tf.TensorShape(None)).rank
+            return super(_MultiWorkerMirrored, self).reduce(reduce_op, leaf, None if rank == 0 else axis)
+
+        return tf.nest.map_structure(reduce_leaf, value)
 
 
 def _check_tf_config() -> None:
