@@ -85,18 +85,32 @@ def _harvest_docstrings(root: pathlib.Path) -> list:
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [name for name in subfolders if name not in SKIPPED_FOLDERS]
         paths.extend(pathlib.Path(folder, name) for name in files if name.endswith(".py"))
-    documents = []
-    for path in sorted(paths):
-        try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (SyntaxError, ValueError, OSError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, _DOCSTRING_OWNERS):
-                docstring = (ast.get_docstring(node) or "").strip()
-                if len(docstring.split()) >= MIN_WORDS:
-                    documents.append(docstring)
-    return documents
+    return [docstring for path in sorted(paths) for docstring in file_docstrings(path)]
+
+
+def file_docstrings(path) -> list:
+    """Docstrings of at least MIN_WORDS words in the Python source at `path`, in ``ast.walk`` order.
+
+    A file that does not parse gives none; nothing is imported.
+
+    Example:
+        >>> import tempfile
+        >>> source = pathlib.Path(tempfile.mkdtemp()) / "m.py"
+        >>> _ = source.write_text("'''A module about cats.'''\\ndef f():\\n    'Too short.'\\n")
+        >>> file_docstrings(source)
+        ['A module about cats.']
+    """
+    try:
+        tree = ast.parse(pathlib.Path(path).read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return []
+    docstrings = []
+    for node in ast.walk(tree):
+        if isinstance(node, _DOCSTRING_OWNERS):
+            docstring = (ast.get_docstring(node) or "").strip()
+            if len(docstring.split()) >= MIN_WORDS:
+                docstrings.append(docstring)
+    return docstrings
 
 
 def split_held_out(documents, fraction: float = 0.01) -> tuple:

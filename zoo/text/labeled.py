@@ -15,19 +15,17 @@ training set and turns the rest into unlabeled text: the self-training setting.
 
 from __future__ import annotations
 
-import ast
 import pathlib
 import sysconfig
 
 import numpy as np
 
 from zoo.errors import ConfigError, CorpusError
-from zoo.text.corpus import MIN_WORDS
+from zoo.text.corpus import file_docstrings
 
 #: Standard-library packages whose docstrings make the classes, in label order.
 DEFAULT_PACKAGES = ("asyncio", "email", "logging", "xml")
 
-_DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _memo: dict = {}
 
 
@@ -72,20 +70,12 @@ def default_labeled_corpus(packages=DEFAULT_PACKAGES) -> tuple:
 
 def _docstrings(folder: pathlib.Path) -> list:
     """Docstrings of at least MIN_WORDS words under `folder` (tests left out), in path order."""
-    texts = []
-    for path in sorted(folder.rglob("*.py")):
-        if {"test", "tests"} & set(path.relative_to(folder).parts):
-            continue
-        try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (SyntaxError, ValueError, OSError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, _DOCSTRING_OWNERS):
-                docstring = (ast.get_docstring(node) or "").strip()
-                if len(docstring.split()) >= MIN_WORDS:
-                    texts.append(docstring)
-    return texts
+    return [
+        docstring
+        for path in sorted(folder.rglob("*.py"))
+        if not {"test", "tests"} & set(path.relative_to(folder).parts)
+        for docstring in file_docstrings(path)
+    ]
 
 
 def scarce_labels(texts, labels, fraction: float, *, seed: int = 0) -> tuple:
