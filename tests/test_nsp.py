@@ -8,7 +8,8 @@ import zoo
 import zoo.testing
 from zoo.errors import ConfigError, CorpusError, IncompatibleError
 from zoo.export import serving_functions
-from zoo.objectives.nsp import NextSentencePrediction, split_segments, truncated_lengths
+from zoo.objectives.nsp import NextSentencePrediction, truncated_lengths
+from zoo.text.segments import split_sentences
 from zoo.spec import ModelSpec
 from zoo.text.corpus import default_corpus
 from zoo.text.tokenizer import default_tokenizer
@@ -82,7 +83,7 @@ def test_a_and_b_are_runs_of_their_documents_and_a_positive_b_follows_a(corpus_p
     rows = range(300)
     keys = ("nsp_first_document", "nsp_second_document")
     needed = sorted({int(corpus_pairs[key][row]) for row in rows for key in keys})
-    segments = split_segments(tf.constant([documents[index] for index in needed]))
+    segments = split_sentences(tf.constant([documents[index] for index in needed]))
     tokens = tokenizer(segments.flat_values)  # tokens of each document, segment by segment, as nsp cut them
     splits = tf.gather(tokens.row_splits, segments.row_splits)
     document_tokens = dict(zip(needed, tf.RaggedTensor.from_row_splits(tokens.flat_values, splits).to_list())).get
@@ -134,7 +135,7 @@ def test_truncation_removes_from_the_longer_side_as_bert_does():
 
 def test_segments_are_sentences_and_paragraphs():
     text = 'First one. "Quoted!" Then e.g. setup.py stays whole?\nYes.\n\nNew paragraph\n   \nlast'
-    assert split_segments(tf.constant([text])).to_list() == [
+    assert split_sentences(tf.constant([text])).to_list() == [
         [b"First one.", b'"Quoted!"', b"Then e.g. setup.py stays whole?", b"Yes.", b"New paragraph", b"last"]
     ]
 

@@ -47,29 +47,12 @@ import tensorflow as tf
 
 import zoo
 from zoo.errors import ConfigError
+from zoo.text.segments import split_sentences
 
 __version__ = "0.1.0"
 
-#: Cut after terminal punctuation (and closing quotes or brackets), whitespace, then anything but a
-#: lowercase letter (so "e.g. this" stays whole).
-SENTENCE_END = r"([.!?][\"')\]]*)\s+([^\s\p{Ll}])"
-#: Cut at blank lines.
-PARAGRAPH_BREAK = r"\n[ \t]*\n\s*"
-_CUT = "\x1f"
 #: ``[CLS]``, ``[SEP]``, ``[SEP]``.
 NUM_SPECIAL_TOKENS = 3
-
-
-def split_sentences(texts) -> tf.RaggedTensor:
-    """Cut each text into its sentences, as a ragged ``[texts, sentences]`` of strings.
-
-    Example:
-        >>> split_sentences(tf.constant(["One. Two!\\n\\nThree, e.g. four (five.) Six"])).to_list()
-        [[b'One.', b'Two!', b'Three, e.g. four (five.)', b'Six']]
-    """
-    texts = tf.strings.regex_replace(texts, PARAGRAPH_BREAK, _CUT)
-    texts = tf.strings.regex_replace(texts, SENTENCE_END, "\\1" + _CUT + "\\2")
-    return tf.strings.split(texts, _CUT)
 
 
 def kept_lengths(first, second, budget):

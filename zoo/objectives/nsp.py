@@ -12,7 +12,7 @@ Face's use the opposite, 0 for "is next".)
 The structure stage, all TensorFlow ops, mirrors BERT's
 ``create_pretraining_data.py`` with these choices:
 
-- Segments are sentences: a document is cut after ``.``, ``!`` or ``?``
+- Segments are sentences (:func:`zoo.text.segments.split_sentences`): a document is cut after ``.``, ``!`` or ``?``
   (and any closing quotes or brackets) followed by whitespace and a
   character that is not a lowercase letter, and at blank lines. tf-text's
   ``StateBasedSentenceBreaker`` is not used: it also cuts inside ``e.g.``
@@ -66,12 +66,8 @@ import tensorflow as tf
 from zoo.errors import ConfigError, CorpusError
 from zoo.hookspecs import hookimpl
 from zoo.objective import Objective
+from zoo.text.segments import split_sentences
 
-#: Where a document is cut into segments: after terminal punctuation, then whitespace, then a character that
-#: is not a lowercase letter (so ``e.g. this`` stays whole), and at blank lines.
-SENTENCE_END = r"([.!?][\"')\]]*)\s+([^\s\p{Ll}])"
-PARAGRAPH_BREAK = r"\n[ \t]*\n\s*"
-_CUT = "\x1f"  # the unit separator marks the cuts before splitting
 #: Tokens of ``[CLS]``, ``[SEP]``, ``[SEP]`` in every pair.
 NUM_SPECIAL_TOKENS = 3
 
@@ -79,18 +75,6 @@ SERVING_SIGNATURE = {
     "text": tf.TensorSpec([None], tf.string, name="text"),
     "next_text": tf.TensorSpec([None], tf.string, name="next_text"),
 }
-
-
-def split_segments(texts) -> tf.RaggedTensor:
-    """Cut each document into its segments (sentences and paragraphs), as strings.
-
-    Example:
-        >>> split_segments(tf.constant(["One. Two!\\n\\nThree e.g. four"])).to_list()
-        [[b'One.', b'Two!', b'Three e.g. four']]
-    """
-    texts = tf.strings.regex_replace(texts, PARAGRAPH_BREAK, _CUT)
-    texts = tf.strings.regex_replace(texts, SENTENCE_END, "\\1" + _CUT + "\\2")
-    return tf.strings.split(texts, _CUT)
 
 
 def truncated_lengths(first, second, max_num_tokens):
@@ -184,7 +168,7 @@ class NextSentencePrediction(Objective):
         max_num_tokens = sequence_length - NUM_SPECIAL_TOKENS
         seeds = iter(tf.unstack(tf.random.experimental.stateless_split(seed, 9)))
 
-        segments = split_segments(texts)
+        segments = split_sentences(texts)
         tokens = tokenize(segments.flat_values)
         nonempty = tokens.row_lengths() > 0
         segment_document = tf.boolean_mask(tf.cast(segments.value_rowids(), tf.int32), nonempty)
