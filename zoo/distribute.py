@@ -88,9 +88,13 @@ def worker_label(strategy: tf.distribute.Strategy) -> str:
 
 def _mirrored() -> tf.distribute.Strategy:
     devices = [device.name for device in tf.config.list_logical_devices("GPU")]
-    if not devices:
-        devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+    if devices:
+        return tf.distribute.MirroredStrategy(devices)
+    # Logical CPUs share one memory: summing on one of them is as fast as a
+    # collective, and collectives of several strategies in one process can
+    # pair up gradients of different variables.
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
 class _MultiWorkerMirrored(tf.distribute.MultiWorkerMirroredStrategy):
