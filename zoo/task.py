@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from zoo.errors import ConfigError
 from zoo.objective import Objective
+from zoo.projections import flatten_projections
 from zoo.text.pipeline import Preprocessor
 
 
@@ -56,6 +57,7 @@ class Task(keras.Model):
             outputs = {"sequence_output": outputs}
         heads = {objective.name: objective.build_head(outputs, inputs, spec) for objective in objectives}
         super().__init__(inputs=inputs, outputs=heads, **kwargs)
+        flatten_projections(backbone)  # same arithmetic, faster on CPU (see zoo.projections)
         self.backbone = backbone
         self.spec = spec
         self.objectives = list(objectives)
