@@ -64,6 +64,9 @@ class Settings:
     long_words: int
     tokenizer_documents: int | None  # docstrings for the tokenizer comparison; None: all training ones
     matmul_size: int
+    quality_size: str  # zoo BERT preset of the quality check
+    quality_overrides: dict
+    quality_steps: int
 
     @classmethod
     def full(cls) -> "Settings":
@@ -73,6 +76,7 @@ class Settings:
             lstm_overrides={}, num_batches=20, window_steps=10 if not gpu else 50, windows=5, warmup_windows=1,
             pipeline_warmup_batches=5, pipeline_batches=50, corpus_limit=None,
             long_words=corpora.LONG_DOCUMENT_WORDS, tokenizer_documents=None, matmul_size=8192 if gpu else 2048,
+            quality_size="tiny", quality_overrides={}, quality_steps=2000 if gpu else 400,
         )
 
     @classmethod
@@ -83,6 +87,8 @@ class Settings:
             lstm_overrides={"num_layers": 1, "hidden_dim": 32, "embedding_dim": 32},
             num_batches=3, window_steps=2, windows=2, warmup_windows=1, pipeline_warmup_batches=1,
             pipeline_batches=2, corpus_limit=600, long_words=100, tokenizer_documents=200, matmul_size=256,
+            quality_size="tiny", quality_overrides={"num_layers": 1, "num_heads": 2, "hidden_dim": 32,
+                                                    "intermediate_dim": 64}, quality_steps=4,
         )
 
 
@@ -142,7 +148,7 @@ class Benchmark:
             **{k: dims[k] for k in keys},
         )
 
-    def measure(self, side: str, name: str, corpus: str, precision: str, *, held_out: bool = False) -> dict:
+    def measure(self, side: str, name: str, corpus: str, precision: str) -> dict:
         """Build, time the pipeline, train and time one side of a row; free it again."""
         s = self.settings
         tokenizer = self.tokenizers[models.MODELS[name][2]]
@@ -164,8 +170,6 @@ class Benchmark:
                 task, batches, counts, window_steps=s.window_steps, windows=s.windows,
                 warmup_windows=s.warmup_windows, flops=self.flops_of(name),
             )
-            if held_out:
-                result.update(self.held_out_accuracy(task))
         result.update({
             "side": side,
             "precision": task.backbone.dtype_policy.name,
@@ -198,9 +202,8 @@ class Benchmark:
         rows, keras_hub_float32 = [], {}
         for name in self.model_names:
             for corpus in self.corpus_names:
-                held_out = name == "bert_mlm" and corpus == "long"
                 row = {"name": f"{name}/{corpus}", "model": name, "corpus": corpus,
-                       "zoo": self.measure("zoo", name, corpus, "auto", held_out=held_out), "keras_hub": None}
+                       "zoo": self.measure("zoo", name, corpus, "auto"), "keras_hub": None}
                 if name in models.KERAS_HUB_MODELS:
                     row["keras_hub"] = keras_hub_float32[name, corpus] = self.measure(
                         "keras_hub", name, corpus, "float32")
@@ -208,10 +211,48 @@ class Benchmark:
         if self.default_precision != "float32" and "long" in self.corpus_names:
             for name in (name for name in self.model_names if name in models.KERAS_HUB_MODELS):
                 row = {"name": f"{name}/long/float32", "model": name, "corpus": "long",
-                       "zoo": self.measure("zoo", name, "long", "float32", held_out=name == "bert_mlm"),
+                       "zoo": self.measure("zoo", name, "long", "float32"),
                        "keras_hub": keras_hub_float32[name, "long"]}
                 rows.append(_with_ratios(row))
         return rows
+
+    # -- quality -----------------------------------------------------------------
+
+    def quality(self) -> dict | None:
+        """Held-out masked-token accuracy of zoo BERT at its default precision against float32, same batches.
+
+        Both train the ``quality_size`` preset from the same initial weights
+        for ``quality_steps`` steps on the same batches of the long corpus.
+        The standard error is that of the difference of two independent
+        binomial proportions over the held-out predictions (the masks are
+        the same for both, so it overstates the noise). ``None`` where the
+        default precision is float32 or the run has no ``bert_mlm/long``.
+        """
+        if self.default_precision == "float32" or "bert_mlm" not in self.model_names or "long" not in self.corpus_names:
+            return None
+        s, scores = self.settings, {}
+        for precision in (self.default_precision, "float32"):
+            _log(f"quality: bert_mlm/long {s.quality_size}, {s.quality_steps} steps, {precision}")
+            keras.utils.set_random_seed(0)
+            task = models.zoo_task("bert_mlm", self.tokenizers["wordpiece"], size=s.quality_size,
+                                   overrides=s.quality_overrides, sequence_length=s.sequence_length, precision=precision)
+            history = task.fit(models.zoo_batches(task, self.texts["long"], s.batch_size),
+                               steps_per_epoch=s.quality_steps, epochs=1, verbose=0)
+            scores[precision] = {**self.held_out_accuracy(task), "final_loss": float(history.history["loss"][-1])}
+            del task
+            keras.backend.clear_session()
+            gc.collect()
+        default, full = scores[self.default_precision], scores["float32"]
+        a, b = default["held_out_accuracy"], full["held_out_accuracy"]
+        n = max(1, default["held_out_predictions"])
+        error = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+        return {
+            "precision": self.default_precision, "size": s.quality_size, "steps": s.quality_steps,
+            "tokens": s.quality_steps * s.batch_size * s.sequence_length, "accuracy": a, "float32_accuracy": b,
+            "difference": a - b, "standard_error": error, "predictions": n,
+            "within_two_standard_errors": abs(a - b) <= 2 * error,
+            "final_loss": default["final_loss"], "float32_final_loss": full["final_loss"],
+        }
 
     # -- tokenizer ---------------------------------------------------------------
 
@@ -246,25 +287,6 @@ def _with_ratios(row: dict) -> dict:
     return row
 
 
-def quality(rows: list) -> dict | None:
-    """Held-out masked-token accuracy of zoo BERT at its default precision against float32, same tokens trained.
-
-    The standard error is that of the difference of two independent
-    binomial proportions over the held-out predictions (the masks are the
-    same for both, so it overstates the noise).
-    """
-    by_name = {row["name"]: row for row in rows}
-    if "bert_mlm/long/float32" not in by_name:
-        return None
-    default, full = by_name["bert_mlm/long"]["zoo"], by_name["bert_mlm/long/float32"]["zoo"]
-    a, b, n = default["held_out_accuracy"], full["held_out_accuracy"], max(1, default["held_out_predictions"])
-    error = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
-    return {
-        "precision": default["precision"], "accuracy": a, "float32_accuracy": b, "difference": a - b,
-        "standard_error": error, "predictions": n, "within_two_standard_errors": abs(a - b) <= 2 * error,
-    }
-
-
 def run_benchmark(settings: Settings, model_names=tuple(models.MODELS), corpus_names=CORPORA) -> dict:
     """Take every measurement of one run (of the models and corpora named) and return it as a JSON-ready dict."""
     started = time.perf_counter()
@@ -282,7 +304,7 @@ def run_benchmark(settings: Settings, model_names=tuple(models.MODELS), corpus_n
     }
     bench.train_tokenizers()
     result["rows"] = bench.rows()
-    result["quality"] = quality(result["rows"])
+    result["quality"] = bench.quality()
     result["tokenizer"] = bench.tokenizer_training()
     result["elapsed_s"] = time.perf_counter() - started
     return result
@@ -355,7 +377,8 @@ def format_table(run: dict) -> str:
     q = run["quality"]
     if q:
         lines.append(
-            f"quality (bert_mlm/long held-out masked accuracy, {q['predictions']} predictions): {q['precision']} "
+            f"quality (bert_mlm/long {q['size']}, {q['steps']} steps, held-out masked accuracy, "
+            f"{q['predictions']} predictions): {q['precision']} "
             f"{q['accuracy']:.4f} vs float32 {q['float32_accuracy']:.4f} (difference {q['difference']:+.4f}, "
             f"standard error {q['standard_error']:.4f})"
         )
