@@ -108,11 +108,12 @@ def train(recipe, *, data=None, out=None, overrides=(), strategy=None, verbose="
     keras.utils.set_random_seed(training.seed)  # initial weights and dropout repeat from the seed
     with distribution.scope():
         task = build_task(recipe, tokenizer)
+        one_pass = _one_pass(task, inputs["train"], training.batch_size)
         if training.steps:
-            _check_not_empty(_one_pass(task, inputs["train"], training.batch_size))
+            _check_not_empty(one_pass)
             total_steps = training.steps
         else:
-            total_steps = training.epochs * _count_batches(_one_pass(task, inputs["train"], training.batch_size))
+            total_steps = training.epochs * _count_batches(one_pass)
         task.compile(optimizer=make_optimizer(training, total_steps))
         task.optimizer.build(task.trainable_variables)
         if source_weights is not None:
