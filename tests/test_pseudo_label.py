@@ -265,4 +265,4 @@ def test_self_training_beats_supervised_only_on_scarce_labels():
     supervised, self_trained, confident = np.mean(results, axis=0)
     print(f"mean: supervised-only {supervised:.3f}, self-trained {self_trained:.3f}")
     assert 0.25 < supervised < 0.9 and confident > 0.3  # a real task that 40 labels do not solve; labels were used
-    assert self_trained > supervised + 0.02
+    assert self_trained > supervised + 0.02, f"self-trained {self_trained:.3f}, supervised-only {supervised:.3f}"
