@@ -31,7 +31,8 @@ def _held_out_accuracies(seed, task):
     history = self_trained.fit({"labeled": (labeled, labeled_labels), "unlabeled": unlabeled},
                                batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=0)
     steps = int(self_trained.optimizer.iterations.numpy())
-    assert steps == EPOCHS * -(-len(unlabeled) // (BATCH_SIZE * 7))  # unlabeled_ratio 7 by default
+    ratio = self_trained.objectives[0].unlabeled_ratio
+    assert steps == EPOCHS * -(-len(unlabeled) // (BATCH_SIZE * ratio))
     # the same labeled texts for as many optimizer steps of BATCH_SIZE labeled texts, reshuffled each pass
     rng = np.random.default_rng(seed)
     passes = -(-steps * BATCH_SIZE // len(labeled))
