@@ -1,0 +1,89 @@
+"""zoo.fused_gelu: the compiled bias + GELU trains exactly as Keras's does, on zoo's models only, while training only."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.fused_gelu import bias_gelu, fuse_gelu
+
+BERT = dict(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=12,
+            dropout=0.0)
+
+
+@pytest.mark.parametrize("approximate", [True, False])
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-5), ("bfloat16", 2e-2)])
+def test_bias_gelu_equals_keras_gelu_and_its_gradients(approximate, dtype, tolerance):
+    x = tf.cast(3 * tf.random.stateless_normal((64, 24), seed=[1, 2]), dtype)
+    bias = tf.cast(tf.random.stateless_normal((24,), seed=[3, 4]), dtype)
+    weights = tf.random.stateless_normal((64, 24), seed=[5, 6])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, bias])
+        expected = keras.activations.gelu(tf.cast(x, "float32") + tf.cast(bias, "float32"), approximate=approximate)
+        actual = bias_gelu(x, bias, approximate)
+        expected_loss = tf.reduce_sum(expected * weights)
+        actual_loss = tf.reduce_sum(tf.cast(actual, "float32") * weights)
+    assert actual.dtype == x.dtype
+    np.testing.assert_allclose(tf.cast(actual, "float32"), expected, rtol=tolerance, atol=tolerance)
+    for wrt in (x, bias):
+        got, want = tape.gradient(actual_loss, wrt), tape.gradient(expected_loss, wrt)
+        assert got.dtype == wrt.dtype
+        scale = float(tf.reduce_max(tf.abs(want)))
+        np.testing.assert_allclose(tf.cast(got, "float32") / scale, tf.cast(want, "float32") / scale,
+                                   atol=tolerance)
+
+
+def bert_inputs():
+    token_ids = np.array([[2, 7, 9, 11, 3, 0], [2, 5, 3, 0, 0, 0]], "int32")
+    return {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": (token_ids > 0)}
+
+
+def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path():
+    keras.utils.set_random_seed(0)
+    reference = keras_hub.models.BertBackbone(**BERT)
+    fused = keras_hub.models.BertBackbone.from_config(reference.get_config())
+    fused.set_weights(reference.get_weights())
+    assert fuse_gelu(fused) == BERT["num_layers"]  # each feed-forward block's intermediate Dense
+    assert fuse_gelu(fused) == 0
+    assert fused.get_config() == reference.get_config()
+    assert not any(getattr(layer, "_zoo_fused_gelu", False) for layer in reference._flatten_layers())
+
+    def loss_and_gradients(model):
+        with tf.GradientTape() as tape:
+            outputs = model(bert_inputs(), training=True)
+            loss = tf.reduce_sum(outputs["sequence_output"] ** 2)
+        return outputs, tape.gradient(loss, model.trainable_variables)
+
+    (expected, expected_gradients), (actual, actual_gradients) = loss_and_gradients(reference), loss_and_gradients(fused)
+    np.testing.assert_allclose(actual["sequence_output"], expected["sequence_output"], rtol=1e-5, atol=1e-5)
+    for got, want in zip(actual_gradients, expected_gradients):
+        if want is None:  # the pooler does not reach the loss
+            assert got is None
+            continue
+        np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want), rtol=1e-4, atol=1e-4)
+
+    # Inference runs Keras's own ops: no XLA-compiled function ends up in a traced serving graph.
+    assert not _compiled_functions(fused, training=False)
+    assert _compiled_functions(fused, training=True)
+
+
+def _compiled_functions(model, training: bool) -> list:
+    """Names of the XLA-compiled functions in the graph of `model` called on :func:`bert_inputs`."""
+    specs = {name: tf.TensorSpec(np.shape(value), tf.as_dtype(np.asarray(value).dtype))
+             for name, value in bert_inputs().items()}
+    concrete = tf.function(lambda inputs: model(inputs, training=training)).get_concrete_function(specs)
+    library = concrete.graph.as_graph_def().library.function
+    return [f.signature.name for f in library if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
+
+
+def test_zoo_tasks_fuse_their_backbone_gelu_and_still_learn():
+    keras.utils.set_random_seed(0)
+    model = zoo.build("gpt", objective="clm", num_layers=2, hidden_dim=16, intermediate_dim=32, num_heads=2,
+                      sequence_length=16)
+    fused = [layer.name for layer in model.backbone._flatten_layers() if getattr(layer, "_zoo_fused_gelu", False)]
+    assert len(fused) == 2
+    texts = ["the cat sat on the mat and the dog sat on the log"] * 64
+    history = model.fit(texts, batch_size=8, epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
