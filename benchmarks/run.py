@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import corpora, flops, hardware, models, timing  # noqa: E402
+from benchmarks import ceiling, corpora, flops, hardware, models, timing  # noqa: E402
 from zoo.files import atomic_write_text  # noqa: E402
 from zoo.precision import resolve_precision  # noqa: E402
 from zoo.text.tokenizer import SPECIAL_TOKENS, train_tokenizer  # noqa: E402
@@ -183,10 +183,23 @@ class Benchmark:
             "memory_baseline_mb": peak.baseline_megabytes,
             "peak_memory_source": peak.source,
         })
+        if side == "zoo" and name in models.KERAS_HUB_MODELS:
+            result["matmul_ceiling"] = self.matmul_ceiling(name, counts, task.backbone.dtype_policy.compute_dtype)
         del task, data, batches
         keras.backend.clear_session()
         gc.collect()
         return result
+
+    def matmul_ceiling(self, name: str, counts: list, dtype: str) -> dict:
+        """MFU (of the float32 peak) of transformer `name` running only its matmuls, on a mean batch of `counts`."""
+        mean = {key: sum(c[key] for c in counts) / len(counts) for key in ("tokens", "predictions")}
+        dims = self.dims(name)
+        products = ceiling.transformer_products(
+            tokens=round(mean["tokens"]), predictions=round(mean["predictions"]), head=models.MODELS[name][3],
+            sequence_length=self.settings.sequence_length,
+            **{k: dims[k] for k in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "vocabulary_size")},
+        )
+        return ceiling.matmul_ceiling(self.flops_of(name)(mean), products, self.peaks["float32"]["flops_per_s"], dtype)
 
     def held_out_accuracy(self, task) -> dict:
         """Masked-token accuracy of `task` on the held-out documents (the same masks for every task)."""
@@ -348,7 +361,7 @@ def format_table(run: dict) -> str:
         f"bfloat16 {_number(peaks['bfloat16']['flops_per_s'], 1, 1e-9)} GFLOP/s"
     )
     header = (f"{'row':<24}{'zoo tok/s':>11}{'hub tok/s':>11}{'ratio':>7}{'zoo st/s':>10}{'hub st/s':>10}"
-              f"{'zoo MFU32':>10}{'hub MFU32':>10}{'zoo MB':>8}{'hub MB':>8}{'zoo 1st s':>10}{'hub 1st s':>10}"
+              f"{'zoo MFU32':>10}{'ceil32':>8}{'hub MFU32':>10}{'zoo MB':>8}{'hub MB':>8}{'zoo 1st s':>10}{'hub 1st s':>10}"
               f"  precision / xla")
     lines += ["", header, "-" * len(header)]
     for row in run["rows"]:
@@ -357,7 +370,7 @@ def format_table(run: dict) -> str:
             f"{row['name']:<24}{_number(z['useful_tokens_per_s']):>11}{_number(h.get('useful_tokens_per_s')):>11}"
             f"{_number(r.get('useful_tokens_per_s'), 2):>7}{_number(z['steps_per_s'], 2):>10}"
             f"{_number(h.get('steps_per_s'), 2):>10}{_percent(z['mfu_float32']):>10}"
-            f"{_percent(h.get('mfu_float32')):>10}{_number(z['peak_memory_mb']):>8}"
+            f"{_percent(z.get('matmul_ceiling', {}).get('mfu')):>8}{_percent(h.get('mfu_float32')):>10}{_number(z['peak_memory_mb']):>8}"
             f"{_number(h.get('peak_memory_mb')):>8}{_number(z['first_step_s'], 1):>10}"
             f"{_number(h.get('first_step_s'), 1):>10}  {z['precision']}/{z['jit_compile']}"
             + (f" vs {h['precision']}/{h['jit_compile']}" if h else "")

@@ -20,3 +20,13 @@ def zoo_cache_dir(tmp_path_factory):
         path = tmp_path_factory.mktemp("zoo-cache")
         patch.setenv("ZOO_CACHE_DIR", str(path))
         yield path
+
+
+#: Files that take minutes; they run first so that xdist (``--dist loadfile``) does not hand them out last,
+#: to a worker that would then run alone while the other sits idle.
+LONGEST_FILES = ("test_self_training_gain.py",)
+
+
+def pytest_collection_modifyitems(items):
+    """Put the items of :data:`LONGEST_FILES` first, keeping the collection order otherwise."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)

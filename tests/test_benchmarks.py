@@ -13,13 +13,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import corpora, flops, hardware, run, timing  # noqa: E402
+from benchmarks import ceiling, corpora, flops, hardware, run, timing  # noqa: E402
 
 POSITIVE = ("first_step_s", "steps_per_s", "sequences_per_s", "useful_tokens_per_s", "flops_per_s", "mfu_float32",
             "mfu_bfloat16", "pipeline_sequences_per_s", "pipeline_over_consumption", "parameters")
 
 
-@pytest.mark.parametrize("module", [corpora, flops, hardware, timing], ids=lambda module: module.__name__)
+@pytest.mark.parametrize("module", [ceiling, corpora, flops, hardware, timing], ids=lambda module: module.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -38,6 +38,14 @@ def test_masked_lm_flops_count_predictions_only():
     body = flops.transformer_flops(10, 0, head="mlm", **dims)
     assert flops.transformer_flops(10, 3, head="mlm", **dims) == body + 3 * 6 * (8 * 8 + 8 * 100)
     assert flops.transformer_flops(10, 3, head="clm", **dims) == body + 10 * 6 * 8 * 100
+
+
+@pytest.mark.parametrize("head", ["mlm", "clm"])
+def test_matmul_ceiling_times_exactly_the_model_flops(head):
+    dims = {"num_layers": 3, "hidden_dim": 64, "intermediate_dim": 256, "vocabulary_size": 1000, "sequence_length": 32}
+    products = ceiling.transformer_products(tokens=4 * 32, predictions=19, head=head, num_heads=4, **dims)
+    timed_flops = sum(6 * count * math.prod(shape) for _, count, shape in products)
+    assert timed_flops == flops.transformer_flops(4 * 32, 19, head=head, **dims)
 
 
 def test_unknown_model_name_is_a_usage_error(capsys):
@@ -75,6 +83,11 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
             assert 0 < side["useful_token_fraction"] <= 1
             assert side["peak_memory_mb"] is None or side["peak_memory_mb"] > 0
         assert row["zoo"]["useful_token_fraction"] > 0.9  # packed blocks hold almost no padding
+        assert ("matmul_ceiling" in row["zoo"]) == (row["model"] != "lstm_clm")
+        if row["model"] != "lstm_clm":
+            assert 0 < row["zoo"]["matmul_ceiling"]["mfu"] < math.inf
+            assert row["zoo"]["matmul_ceiling"]["dtype"] == ("float32" if row["zoo"]["precision"] == "float32"
+                                                              else "bfloat16")
         if row["keras_hub"] is not None:
             assert all(value > 0 and math.isfinite(value) for value in row["ratio"].values())
         else:
