@@ -370,7 +370,8 @@ def format_table(run: dict) -> str:
             f"{row['name']:<24}{_number(z['useful_tokens_per_s']):>11}{_number(h.get('useful_tokens_per_s')):>11}"
             f"{_number(r.get('useful_tokens_per_s'), 2):>7}{_number(z['steps_per_s'], 2):>10}"
             f"{_number(h.get('steps_per_s'), 2):>10}{_percent(z['mfu_float32']):>10}"
-            f"{_percent(z.get('matmul_ceiling', {}).get('mfu')):>8}{_percent(h.get('mfu_float32')):>10}{_number(z['peak_memory_mb']):>8}"
+            f"{_percent(z.get('matmul_ceiling', {}).get('mfu')):>8}{_percent(h.get('mfu_float32')):>10}"
+            f"{_number(z['peak_memory_mb']):>8}"
             f"{_number(h.get('peak_memory_mb')):>8}{_number(z['first_step_s'], 1):>10}"
             f"{_number(h.get('first_step_s'), 1):>10}  {z['precision']}/{z['jit_compile']}"
             + (f" vs {h['precision']}/{h['jit_compile']}" if h else "")

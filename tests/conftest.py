@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -20,6 +23,25 @@ def zoo_cache_dir(tmp_path_factory):
         path = tmp_path_factory.mktemp("zoo-cache")
         patch.setenv("ZOO_CACHE_DIR", str(path))
         yield path
+
+
+@pytest.fixture
+def bert_inputs():
+    """A batch of two padded sequences for a keras-hub ``BertBackbone`` of vocabulary 50 or more."""
+    token_ids = np.array([[2, 7, 9, 11, 3, 0], [2, 5, 3, 0, 0, 0]], "int32")
+    return {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": (token_ids > 0)}
+
+
+@pytest.fixture
+def bert_twins():
+    """``twins(**config)``: a keras-hub ``BertBackbone`` (seed 0) and a second one with its config and weights."""
+    def twins(**config):
+        keras.utils.set_random_seed(0)
+        reference = keras_hub.models.BertBackbone(**config)
+        twin = keras_hub.models.BertBackbone.from_config(reference.get_config())
+        twin.set_weights(reference.get_weights())
+        return reference, twin
+    return twins
 
 
 #: Files that take minutes; they run first so that xdist (``--dist loadfile``) does not hand them out last,

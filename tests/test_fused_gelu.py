@@ -1,7 +1,6 @@
 """zoo.fused_gelu: the compiled bias + GELU trains exactly as Keras's does, on zoo's models only, while training only."""
 
 import keras
-import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -35,16 +34,8 @@ def test_bias_gelu_equals_keras_gelu_and_its_gradients(approximate, dtype, toler
                                    atol=tolerance)
 
 
-def bert_inputs():
-    token_ids = np.array([[2, 7, 9, 11, 3, 0], [2, 5, 3, 0, 0, 0]], "int32")
-    return {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": (token_ids > 0)}
-
-
-def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path():
-    keras.utils.set_random_seed(0)
-    reference = keras_hub.models.BertBackbone(**BERT)
-    fused = keras_hub.models.BertBackbone.from_config(reference.get_config())
-    fused.set_weights(reference.get_weights())
+def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path(bert_twins, bert_inputs):
+    reference, fused = bert_twins(**BERT)
     assert fuse_gelu(fused) == BERT["num_layers"]  # each feed-forward block's intermediate Dense
     assert fuse_gelu(fused) == 0
     assert fused.get_config() == reference.get_config()
@@ -52,7 +43,7 @@ def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_p
 
     def loss_and_gradients(model):
         with tf.GradientTape() as tape:
-            outputs = model(bert_inputs(), training=True)
+            outputs = model(bert_inputs, training=True)
             loss = tf.reduce_sum(outputs["sequence_output"] ** 2)
         return outputs, tape.gradient(loss, model.trainable_variables)
 
@@ -65,14 +56,14 @@ def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_p
         np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want), rtol=1e-4, atol=1e-4)
 
     # Inference runs Keras's own ops: no XLA-compiled function ends up in a traced serving graph.
-    assert not _compiled_functions(fused, training=False)
-    assert _compiled_functions(fused, training=True)
+    assert not _compiled_functions(fused, bert_inputs, training=False)
+    assert _compiled_functions(fused, bert_inputs, training=True)
 
 
-def _compiled_functions(model, training: bool) -> list:
-    """Names of the XLA-compiled functions in the graph of `model` called on :func:`bert_inputs`."""
+def _compiled_functions(model, inputs: dict, training: bool) -> list:
+    """Names of the XLA-compiled functions in the graph of `model` called on `inputs`."""
     specs = {name: tf.TensorSpec(np.shape(value), tf.as_dtype(np.asarray(value).dtype))
-             for name, value in bert_inputs().items()}
+             for name, value in inputs.items()}
     concrete = tf.function(lambda inputs: model(inputs, training=training)).get_concrete_function(specs)
     library = concrete.graph.as_graph_def().library.function
     return [f.signature.name for f in library if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]

@@ -13,8 +13,8 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import ConfigError
-from zoo.objective import Objective
 from zoo.fused_gelu import fuse_gelu
+from zoo.objective import Objective
 from zoo.projections import flatten_projections
 from zoo.text.pipeline import Preprocessor
 
