@@ -44,6 +44,18 @@ def bert_twins():
     return twins
 
 
+@pytest.fixture
+def compiled_functions():
+    """``compiled(model, inputs, training)``: names of the XLA-compiled functions in the graph of `model` on `inputs`."""
+    def compiled(model, inputs: dict, training: bool) -> list:
+        specs = {name: tf.TensorSpec(np.shape(value), tf.as_dtype(np.asarray(value).dtype))
+                 for name, value in inputs.items()}
+        concrete = tf.function(lambda inputs: model(inputs, training=training)).get_concrete_function(specs)
+        library = concrete.graph.as_graph_def().library.function
+        return [f.signature.name for f in library if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
+    return compiled
+
+
 #: Files that take minutes; they run first so that xdist (``--dist loadfile``) does not hand them out last,
 #: to a worker that would then run alone while the other sits idle.
 LONGEST_FILES = ("test_self_training_gain.py",)

@@ -34,7 +34,8 @@ def test_bias_gelu_equals_keras_gelu_and_its_gradients(approximate, dtype, toler
                                    atol=tolerance)
 
 
-def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path(bert_twins, bert_inputs):
+def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path(bert_twins, bert_inputs,
+                                                                                     compiled_functions):
     reference, fused = bert_twins(**BERT)
     assert fuse_gelu(fused) == BERT["num_layers"]  # each feed-forward block's intermediate Dense
     assert fuse_gelu(fused) == 0
@@ -56,17 +57,8 @@ def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_p
         np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want), rtol=1e-4, atol=1e-4)
 
     # Inference runs Keras's own ops: no XLA-compiled function ends up in a traced serving graph.
-    assert not _compiled_functions(fused, bert_inputs, training=False)
-    assert _compiled_functions(fused, bert_inputs, training=True)
-
-
-def _compiled_functions(model, inputs: dict, training: bool) -> list:
-    """Names of the XLA-compiled functions in the graph of `model` called on `inputs`."""
-    specs = {name: tf.TensorSpec(np.shape(value), tf.as_dtype(np.asarray(value).dtype))
-             for name, value in inputs.items()}
-    concrete = tf.function(lambda inputs: model(inputs, training=training)).get_concrete_function(specs)
-    library = concrete.graph.as_graph_def().library.function
-    return [f.signature.name for f in library if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
+    assert not compiled_functions(fused, bert_inputs, training=False)
+    assert compiled_functions(fused, bert_inputs, training=True)
 
 
 def test_zoo_tasks_fuse_their_backbone_gelu_and_still_learn():

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from zoo.errors import ConfigError
 from zoo.fused_gelu import fuse_gelu
+from zoo.hashed_dropout import use_hashed_dropout
 from zoo.objective import Objective
 from zoo.projections import flatten_projections
 from zoo.text.pipeline import Preprocessor
@@ -60,6 +61,7 @@ class Task(keras.Model):
         super().__init__(inputs=inputs, outputs=heads, **kwargs)
         flatten_projections(backbone)  # same arithmetic, faster on CPU (see zoo.projections)
         fuse_gelu(backbone)  # bias and GELU in one compiled pass while training (see zoo.fused_gelu)
+        use_hashed_dropout(backbone)  # dropout masks from a compiled hash, not Philox (see zoo.hashed_dropout)
         self.backbone = backbone
         self.spec = spec
         self.objectives = list(objectives)
