@@ -31,6 +31,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from zoo.layer_patches import patch_layers
+
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INVERSE_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INVERSE_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -106,19 +108,15 @@ def fuse_gelu(model: keras.layers.Layer) -> int:
         >>> fuse_gelu(layer), fuse_gelu(layer)
         (1, 0)
     """
-    changed = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if type(layer) is not keras.layers.Dense or getattr(layer, "_zoo_fused_gelu", False):
-            continue
-        approximate = _gelu_form(layer.activation)
-        if layer.use_bias and approximate is not None:
-            layer.call = _fused_call(layer, layer.call, approximate)
-            layer._zoo_fused_gelu = True
-            changed += 1
-    return changed
+    return patch_layers(model, "_zoo_fused_gelu", _is_biased_gelu_dense, _fused_call)
 
 
-def _fused_call(layer, keras_call, approximate: bool):
+def _is_biased_gelu_dense(layer) -> bool:
+    return type(layer) is keras.layers.Dense and layer.use_bias and _gelu_form(layer.activation) is not None
+
+
+def _fused_call(layer, keras_call):
+    approximate = _gelu_form(layer.activation)
     def call(inputs, training=None):
         if not training or layer.quantization_mode is not None or layer.lora_enabled:
             return keras_call(inputs, training=training)

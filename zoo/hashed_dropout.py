@@ -40,6 +40,8 @@ import functools
 import keras
 import tensorflow as tf
 
+from zoo.layer_patches import patch_layers
+
 _PHI = 0x9E3779B9  # 2³² / golden ratio: spreads the high counter word and separates the two keys
 
 
@@ -131,13 +133,7 @@ def use_hashed_dropout(model: keras.layers.Layer) -> int:
         >>> use_hashed_dropout(layer), use_hashed_dropout(layer)
         (1, 0)
     """
-    changed = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if type(layer) is keras.layers.Dropout and not getattr(layer, "_zoo_hashed_dropout", False):
-            layer.call = _hashed_call(layer, layer.call)
-            layer._zoo_hashed_dropout = True
-            changed += 1
-    return changed
+    return patch_layers(model, "_zoo_hashed_dropout", lambda layer: type(layer) is keras.layers.Dropout, _hashed_call)
 
 
 def _hashed_call(layer, keras_call):

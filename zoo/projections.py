@@ -25,6 +25,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo.layer_patches import patch_layers
+
 #: EinsumDense equations that are a 2-D matmul over the folded leading axes ``a``, ``b``.
 FLAT_EQUATIONS = ("abc,cd->abd", "abc,cde->abde", "abcd,cde->abe")
 
@@ -59,17 +61,11 @@ def flatten_projections(model: keras.layers.Layer) -> int:
         >>> flatten_projections(layer), flatten_projections(layer)
         (1, 0)
     """
-    changed = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if (
-            isinstance(layer, keras.layers.EinsumDense)
-            and layer.equation in FLAT_EQUATIONS
-            and not getattr(layer, "_zoo_flat", False)
-        ):
-            layer.call = _flat_call(layer, layer.call)
-            layer._zoo_flat = True
-            changed += 1
-    return changed
+    return patch_layers(model, "_zoo_flat", _is_flat_einsum, _flat_call)
+
+
+def _is_flat_einsum(layer) -> bool:
+    return isinstance(layer, keras.layers.EinsumDense) and layer.equation in FLAT_EQUATIONS
 
 
 def _flat_call(layer, einsum_call):

@@ -1,0 +1,47 @@
+"""Replacing the ``call`` of chosen layers of a model, once each: the mechanism of zoo's training fast paths.
+
+:mod:`zoo.projections`, :mod:`zoo.fused_gelu` and
+:mod:`zoo.hashed_dropout` each give some Keras layers of a backbone a
+faster ``call`` for the same arithmetic. They choose the layers and build
+the new ``call``; :func:`patch_layers` walks the model, skips the layers
+already given that ``call`` (each fast path marks its layers with its own
+attribute) and installs it on the rest. Only the instances in the model
+change: the layer classes, and every other model in the process, keep
+Keras's ``call``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+
+
+def patch_layers(
+    model: keras.layers.Layer,
+    marker: str,
+    accepts: Callable[[keras.layers.Layer], bool],
+    make_call: Callable[[keras.layers.Layer, Callable], Callable],
+) -> int:
+    """Give every layer of `model` (itself included) that `accepts` takes the ``call`` that `make_call` builds.
+
+    `make_call(layer, keras_call)` gets the layer and its current ``call``
+    and returns the replacement. A layer patched once carries the attribute
+    `marker` and is skipped on later calls. Returns the number of layers
+    changed.
+
+    Example:
+        >>> layer = keras.layers.Dense(2)
+        >>> double = lambda layer, call: (lambda inputs, **kwargs: 2 * call(inputs, **kwargs))
+        >>> is_dense = lambda layer: isinstance(layer, keras.layers.Dense)
+        >>> patch_layers(layer, "_doubled", is_dense, double), patch_layers(layer, "_doubled", is_dense, double)
+        (1, 0)
+    """
+    changed = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if getattr(layer, marker, False) or not accepts(layer):
+            continue
+        layer.call = make_call(layer, layer.call)
+        setattr(layer, marker, True)
+        changed += 1
+    return changed
