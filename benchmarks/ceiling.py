@@ -119,5 +119,6 @@ def matmul_ceiling(step_flops: float, products: list, peak_flops_per_s: float, d
         seconds += count * product_s
         timed.append({"name": name, "count": count, "shape": list(shape), "seconds": product_s,
                       "flops_per_s": 6.0 * math.prod(shape) / product_s})
-    return {"dtype": dtype, "seconds_per_step": seconds, "mfu": step_flops / seconds / peak_flops_per_s,
+    return {"dtype": dtype, "flops_per_step": step_flops, "seconds_per_step": seconds,
+            "mfu": step_flops / seconds / peak_flops_per_s,
             "products": timed}

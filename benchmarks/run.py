@@ -21,6 +21,7 @@ import json
 import math
 import os
 import pathlib
+import statistics
 import sys
 import time
 
@@ -39,6 +40,7 @@ from zoo.precision import resolve_precision  # noqa: E402
 from zoo.text.tokenizer import SPECIAL_TOKENS, train_tokenizer  # noqa: E402
 
 RESULTS_FORMAT = 1
+PEAK_DTYPES = ("float32", "bfloat16")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results.json"
 CORPORA = ("short", "long")
 
@@ -105,15 +107,33 @@ class Benchmark:
         self.corpus_names = tuple(corpus_names)
         self.default_precision = resolve_precision("auto")
         self.peaks = {}
+        self.peak_samples = {dtype: [] for dtype in PEAK_DTYPES}
         self.texts = {}
         self.tokenizers = {}
 
     # -- setup -------------------------------------------------------------------
 
     def measure_peaks(self) -> dict:
-        for dtype in ("float32", "bfloat16"):
+        """The first matmul peak sample of each dtype, in full (the run's peaks are medians of all samples)."""
+        for dtype in PEAK_DTYPES:
             _log(f"matmul peak {dtype} ({self.settings.matmul_size}²)")
             self.peaks[dtype] = hardware.matmul_peak(dtype, self.settings.matmul_size)
+            self.peak_samples[dtype].append(self.peaks[dtype]["flops_per_s"])
+        return self.peaks
+
+    def sample_peaks(self) -> dict:
+        """One more matmul peak sample of each dtype, taken now (before a row trains), in FLOP/s."""
+        sample = {dtype: hardware.matmul_peak(dtype, self.settings.matmul_size)["flops_per_s"]
+                  for dtype in PEAK_DTYPES}
+        for dtype, value in sample.items():
+            self.peak_samples[dtype].append(value)
+        return sample
+
+    def median_peaks(self) -> dict:
+        """Each dtype's peak over the run: the median of its samples, which the MFU figures divide by."""
+        for dtype, samples in self.peak_samples.items():
+            self.peaks[dtype].update(flops_per_s=statistics.median(samples), samples=list(samples),
+                                     first_flops_per_s=samples[0])
         return self.peaks
 
     def prepare_corpora(self) -> dict:
@@ -166,6 +186,7 @@ class Benchmark:
                 data = models.keras_hub_batches(preprocessor, documents, s.batch_size)
             pipeline = timing.time_pipeline(data, warmup_batches=s.pipeline_warmup_batches, batches=s.pipeline_batches)
             batches, counts = timing.materialize(data, s.num_batches)
+            adjacent = self.sample_peaks()
             result = timing.time_training(
                 task, batches, counts, window_steps=s.window_steps, windows=s.windows,
                 warmup_windows=s.warmup_windows, flops=self.flops_of(name),
@@ -177,20 +198,21 @@ class Benchmark:
             "parameters": int(task.count_params()),
             "pipeline_sequences_per_s": pipeline["sequences_per_s"],
             "pipeline_over_consumption": pipeline["sequences_per_s"] / result["sequences_per_s"],
-            "mfu_float32": result["flops_per_s"] / self.peaks["float32"]["flops_per_s"],
-            "mfu_bfloat16": result["flops_per_s"] / self.peaks["bfloat16"]["flops_per_s"],
+            "peak_sample": adjacent,
+            "mfu_float32_adjacent": result["flops_per_s"] / adjacent["float32"],
             "peak_memory_mb": peak.megabytes,
             "memory_baseline_mb": peak.baseline_megabytes,
             "peak_memory_source": peak.source,
         })
         if side == "zoo" and name in models.KERAS_HUB_MODELS:
-            result["matmul_ceiling"] = self.matmul_ceiling(name, counts, task.backbone.dtype_policy.compute_dtype)
+            result["matmul_ceiling"] = self.matmul_ceiling(name, counts, task.backbone.dtype_policy.compute_dtype,
+                                                           adjacent["float32"])
         del task, data, batches
         keras.backend.clear_session()
         gc.collect()
         return result
 
-    def matmul_ceiling(self, name: str, counts: list, dtype: str) -> dict:
+    def matmul_ceiling(self, name: str, counts: list, dtype: str, peak_flops_per_s: float) -> dict:
         """MFU (of the float32 peak) of transformer `name` running only its matmuls, on a mean batch of `counts`."""
         mean = {key: sum(c[key] for c in counts) / len(counts) for key in ("tokens", "predictions")}
         dims = self.dims(name)
@@ -199,7 +221,7 @@ class Benchmark:
             sequence_length=self.settings.sequence_length,
             **{k: dims[k] for k in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "vocabulary_size")},
         )
-        return ceiling.matmul_ceiling(self.flops_of(name)(mean), products, self.peaks["float32"]["flops_per_s"], dtype)
+        return ceiling.matmul_ceiling(self.flops_of(name)(mean), products, peak_flops_per_s, dtype)
 
     def held_out_accuracy(self, task) -> dict:
         """Masked-token accuracy of `task` on the held-out documents (the same masks for every task)."""
@@ -220,14 +242,19 @@ class Benchmark:
                 if name in models.KERAS_HUB_MODELS:
                     row["keras_hub"] = keras_hub_float32[name, corpus] = self.measure(
                         "keras_hub", name, corpus, "float32")
-                rows.append(_with_ratios(row))
+                rows.append(row)
         if self.default_precision != "float32" and "long" in self.corpus_names:
             for name in (name for name in self.model_names if name in models.KERAS_HUB_MODELS):
                 row = {"name": f"{name}/long/float32", "model": name, "corpus": "long",
                        "zoo": self.measure("zoo", name, "long", "float32"),
                        "keras_hub": keras_hub_float32[name, "long"]}
-                rows.append(_with_ratios(row))
-        return rows
+                rows.append(row)
+        peaks = self.median_peaks()
+        for row in rows:
+            for side in (row["zoo"], row["keras_hub"]):
+                if side is not None:
+                    _with_mfu(side, peaks)
+        return [_with_ratios(row) for row in rows]
 
     # -- quality -----------------------------------------------------------------
 
@@ -291,6 +318,17 @@ class Benchmark:
         }
 
 
+def _with_mfu(side: dict, peaks: dict) -> dict:
+    """Set one side's MFU figures against the run's median `peaks` (idempotent: rows may share a side)."""
+    side["mfu_float32"] = side["flops_per_s"] / peaks["float32"]["flops_per_s"]
+    side["mfu_bfloat16"] = side["flops_per_s"] / peaks["bfloat16"]["flops_per_s"]
+    if "matmul_ceiling" in side:
+        matmuls = side["matmul_ceiling"]
+        matmuls.setdefault("mfu_adjacent", matmuls["mfu"])  # matmul_ceiling divided by the adjacent sample
+        matmuls["mfu"] = matmuls["flops_per_step"] / matmuls["seconds_per_step"] / peaks["float32"]["flops_per_s"]
+    return side
+
+
 def _with_ratios(row: dict) -> dict:
     zoo_side, hub_side = row["zoo"], row["keras_hub"]
     row["ratio"] = None if hub_side is None else {
@@ -317,6 +355,7 @@ def run_benchmark(settings: Settings, model_names=tuple(models.MODELS), corpus_n
     }
     bench.train_tokenizers()
     result["rows"] = bench.rows()
+    result["peaks"] = bench.peaks  # now the medians of every sample (Benchmark.median_peaks)
     result["quality"] = bench.quality()
     result["tokenizer"] = bench.tokenizer_training()
     result["elapsed_s"] = time.perf_counter() - started
@@ -357,11 +396,12 @@ def format_table(run: dict) -> str:
     )
     peaks = run["peaks"]
     lines.append(
-        f"matmul peak: float32 {_number(peaks['float32']['flops_per_s'], 1, 1e-9)} GFLOP/s, "
+        f"matmul peak (median of {len(peaks['float32'].get('samples', [0]))} samples): "
+        f"float32 {_number(peaks['float32']['flops_per_s'], 1, 1e-9)} GFLOP/s, "
         f"bfloat16 {_number(peaks['bfloat16']['flops_per_s'], 1, 1e-9)} GFLOP/s"
     )
     header = (f"{'row':<24}{'zoo tok/s':>11}{'hub tok/s':>11}{'ratio':>7}{'zoo st/s':>10}{'hub st/s':>10}"
-              f"{'zoo MFU32':>10}{'ceil32':>8}{'hub MFU32':>10}{'zoo MB':>8}{'hub MB':>8}{'zoo 1st s':>10}{'hub 1st s':>10}"
+              f"{'zoo MFU32':>10}{'adj32':>7}{'ceil32':>8}{'hub MFU32':>10}{'zoo MB':>8}{'hub MB':>8}{'zoo 1st s':>10}{'hub 1st s':>10}"
               f"  precision / xla")
     lines += ["", header, "-" * len(header)]
     for row in run["rows"]:
@@ -369,7 +409,7 @@ def format_table(run: dict) -> str:
         lines.append(
             f"{row['name']:<24}{_number(z['useful_tokens_per_s']):>11}{_number(h.get('useful_tokens_per_s')):>11}"
             f"{_number(r.get('useful_tokens_per_s'), 2):>7}{_number(z['steps_per_s'], 2):>10}"
-            f"{_number(h.get('steps_per_s'), 2):>10}{_percent(z['mfu_float32']):>10}"
+            f"{_number(h.get('steps_per_s'), 2):>10}{_percent(z['mfu_float32']):>10}{_percent(z['mfu_float32_adjacent']):>7}"
             f"{_percent(z.get('matmul_ceiling', {}).get('mfu')):>8}{_percent(h.get('mfu_float32')):>10}"
             f"{_number(z['peak_memory_mb']):>8}"
             f"{_number(h.get('peak_memory_mb')):>8}{_number(z['first_step_s'], 1):>10}"

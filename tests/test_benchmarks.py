@@ -4,6 +4,7 @@ import doctest
 import json
 import math
 import pathlib
+import statistics
 import subprocess
 import sys
 
@@ -82,6 +83,9 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
             assert len(side["window_s"]) == result["settings"]["windows"]
             assert 0 < side["useful_token_fraction"] <= 1
             assert side["peak_memory_mb"] is None or side["peak_memory_mb"] > 0
+            peak = result["peaks"]["float32"]["flops_per_s"]
+            assert side["mfu_float32"] == pytest.approx(side["flops_per_s"] / peak)
+            assert side["mfu_float32_adjacent"] == pytest.approx(side["flops_per_s"] / side["peak_sample"]["float32"])
         assert row["zoo"]["useful_token_fraction"] > 0.9  # packed blocks hold almost no padding
         assert ("matmul_ceiling" in row["zoo"]) == (row["model"] != "lstm_clm")
         if row["model"] != "lstm_clm":
@@ -94,8 +98,12 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
             assert row["ratio"] is None
         assert row["name"] in completed.stdout
 
+    sides = sum(1 + (row["keras_hub"] is not None) for row in result["rows"] if not row["name"].endswith("/float32"))
+    sides += sum(1 for row in result["rows"] if row["name"].endswith("/float32"))  # zoo float32; hub's is shared
     for dtype in ("float32", "bfloat16"):
-        assert result["peaks"][dtype]["flops_per_s"] > 0
+        samples = result["peaks"][dtype]["samples"]
+        assert len(samples) == 1 + sides and all(sample > 0 for sample in samples)
+        assert result["peaks"][dtype]["flops_per_s"] == pytest.approx(statistics.median(samples))
     tokenizer = result["tokenizer"]
     assert tokenizer["zoo_s"] > 0 and tokenizer["keras_hub_s"] > 0 and math.isfinite(tokenizer["speedup"])
     quality = result["quality"]
