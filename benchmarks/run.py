@@ -213,7 +213,7 @@ class Benchmark:
         return result
 
     def matmul_ceiling(self, name: str, counts: list, dtype: str, peak_flops_per_s: float) -> dict:
-        """MFU (of the float32 peak) of transformer `name` running only its matmuls, on a mean batch of `counts`."""
+        """MFU (of `peak_flops_per_s`) of transformer `name` running only its matmuls, on a mean batch of `counts`."""
         mean = {key: sum(c[key] for c in counts) / len(counts) for key in ("tokens", "predictions")}
         dims = self.dims(name)
         products = ceiling.transformer_products(
