@@ -1,13 +1,14 @@
 """Replacing the ``call`` of chosen layers of a model, once each: the mechanism of zoo's training fast paths.
 
-:mod:`zoo.projections`, :mod:`zoo.fused_gelu` and
-:mod:`zoo.hashed_dropout` each give some Keras layers of a backbone a
-faster ``call`` for the same arithmetic. They choose the layers and build
-the new ``call``; :func:`patch_layers` walks the model, skips the layers
-already given that ``call`` (each fast path marks its layers with its own
-attribute) and installs it on the rest. Only the instances in the model
-change: the layer classes, and every other model in the process, keep
-Keras's ``call``.
+:mod:`zoo.projections`, :mod:`zoo.fused_gelu`, :mod:`zoo.hashed_dropout`
+and :mod:`zoo.head_major_attention` each give some Keras layers of a
+backbone a faster ``call`` (or, for attention, a faster
+``_compute_attention`` inside Keras's ``call``) for the same arithmetic.
+They choose the layers and build the new ``call``; :func:`patch_layers`
+walks the model, skips the layers already given that ``call`` (each fast
+path marks its layers with its own attribute) and installs it on the
+rest. Only the instances in the model change: the layer classes, and
+every other model in the process, keep Keras's ``call``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import ConfigError
+from zoo.fused_cross_entropy import SparseCrossEntropy
 
 
 class Objective(abc.ABC):
@@ -129,10 +130,8 @@ class Objective(abc.ABC):
         """Return the head's output tensor, built on the backbone's named `outputs`."""
 
     def loss(self) -> keras.losses.Loss:
-        """The loss of this objective, averaged over weighted positions."""
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight", name=f"{self.name}_loss"
-        )
+        """The loss of this objective, averaged over weighted positions: softmax cross-entropy from logits."""
+        return SparseCrossEntropy(reduction="mean_with_sample_weight", name=f"{self.name}_loss")
 
     def metrics(self) -> list:
         """Weighted metrics reported for this objective."""

@@ -15,6 +15,7 @@ import tensorflow as tf
 from zoo.errors import ConfigError
 from zoo.fused_gelu import fuse_gelu
 from zoo.hashed_dropout import use_hashed_dropout
+from zoo.head_major_attention import use_head_major_attention
 from zoo.objective import Objective
 from zoo.projections import flatten_projections
 from zoo.text.pipeline import Preprocessor
@@ -62,6 +63,7 @@ class Task(keras.Model):
         flatten_projections(backbone)  # same arithmetic, faster on CPU (see zoo.projections)
         fuse_gelu(backbone)  # bias and GELU in one compiled pass while training (see zoo.fused_gelu)
         use_hashed_dropout(backbone)  # dropout masks from a compiled hash, not Philox (see zoo.hashed_dropout)
+        use_head_major_attention(backbone)  # attention matmuls without the einsum transposes (see zoo.head_major_attention)
         self.backbone = backbone
         self.spec = spec
         self.objectives = list(objectives)
