@@ -12,8 +12,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from zoo.compiled_optimizer import compile_updates
 from zoo.errors import ConfigError
 from zoo.fused_gelu import fuse_gelu
+from zoo.fused_layer_norm import fuse_layer_norm
 from zoo.hashed_dropout import use_hashed_dropout
 from zoo.head_major_attention import use_head_major_attention
 from zoo.objective import Objective
@@ -64,6 +66,7 @@ class Task(keras.Model):
         fuse_gelu(backbone)  # bias and GELU in one compiled pass while training (see zoo.fused_gelu)
         use_hashed_dropout(backbone)  # dropout masks from a compiled hash, not Philox (see zoo.hashed_dropout)
         use_head_major_attention(backbone)  # attention matmuls without the einsum transposes (see zoo.head_major_attention)
+        fuse_layer_norm(backbone)  # layer norms in one compiled pass each way while training (see zoo.fused_layer_norm)
         self.backbone = backbone
         self.spec = spec
         self.objectives = list(objectives)
@@ -86,7 +89,9 @@ class Task(keras.Model):
         ``optimizer="auto"`` is AdamW (learning rate 1e-3, weight decay 0.01
         except on biases and normalisation scales, global gradient norm
         clipped at 1.0). ``jit_compile`` defaults to Keras's ``"auto"`` on
-        GPU and TPU and to no XLA on CPU, where XLA is slower.
+        GPU and TPU and to no XLA on CPU, where XLA is slower; a step that
+        is not compiled as a whole still runs its optimizer update as one
+        XLA function (see :mod:`zoo.compiled_optimizer`).
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01, global_clipnorm=1.0)
@@ -105,6 +110,8 @@ class Task(keras.Model):
         super().compile(
             optimizer=optimizer, loss=loss, loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs
         )
+        if not self.jit_compile:
+            compile_updates(self.optimizer)
 
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
         """``keras.Model.fit`` that also takes raw strings (packed and corrupted in tf.data).

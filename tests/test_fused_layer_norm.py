@@ -1,0 +1,98 @@
+"""zoo.fused_layer_norm: Keras's layer normalisation, outputs and gradients, as compiled passes while training."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo import fused_layer_norm
+from zoo.fused_layer_norm import fuse_layer_norm, layer_norm
+
+BERT = dict(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=12,
+            dropout=0.0)
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-5), ("bfloat16", 3e-2)])
+def test_layer_norm_equals_keras_and_its_gradients(dtype, tolerance):
+    x = tf.cast(3 * tf.random.stateless_normal((64, 24), seed=[1, 2]) + 1, dtype)
+    gamma = tf.random.stateless_normal((24,), seed=[3, 4])
+    beta = tf.random.stateless_normal((24,), seed=[5, 6])
+    weights = tf.random.stateless_normal((64, 24), seed=[7, 8])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, gamma, beta])
+        expected = keras.ops.layer_normalization(tf.cast(x, "float32"), gamma, beta, epsilon=1e-3)
+        actual = layer_norm(x, gamma, beta, 1e-3)
+        expected_loss = tf.reduce_sum(expected * weights)
+        actual_loss = tf.reduce_sum(tf.cast(actual, "float32") * weights)
+    assert actual.dtype == x.dtype
+    np.testing.assert_allclose(tf.cast(actual, "float32"), expected, rtol=tolerance, atol=tolerance)
+    for wrt in (x, gamma, beta):
+        got, want = tape.gradient(actual_loss, wrt), tape.gradient(expected_loss, wrt)
+        assert got.dtype == wrt.dtype
+        scale = float(tf.reduce_max(tf.abs(want)))
+        np.testing.assert_allclose(tf.cast(got, "float32") / scale, tf.cast(want, "float32") / scale,
+                                   atol=tolerance)
+
+
+def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path(bert_twins, bert_inputs,
+                                                                                     compiled_functions):
+    reference, fused = bert_twins(**BERT)
+    assert fuse_layer_norm(fused) == 1 + 2 * BERT["num_layers"]  # the embeddings' and two per encoder layer
+    assert fuse_layer_norm(fused) == 0
+    assert fused.get_config() == reference.get_config()
+    assert not any(getattr(layer, "_zoo_fused_layer_norm", False) for layer in reference._flatten_layers())
+
+    def loss_and_gradients(model):
+        with tf.GradientTape() as tape:
+            outputs = model(bert_inputs, training=True)
+            loss = tf.reduce_sum(outputs["sequence_output"] ** 3)
+        return outputs, tape.gradient(loss, model.trainable_variables)
+
+    (expected, expected_gradients), (actual, actual_gradients) = loss_and_gradients(reference), loss_and_gradients(fused)
+    np.testing.assert_allclose(actual["sequence_output"], expected["sequence_output"], rtol=1e-5, atol=1e-5)
+    for got, want in zip(actual_gradients, expected_gradients):
+        if want is None:  # the pooler does not reach the loss
+            assert got is None
+            continue
+        np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want), rtol=1e-4, atol=1e-4)
+
+    # Inference runs Keras's own ops: no XLA-compiled function ends up in a traced serving graph.
+    assert not compiled_functions(fused, bert_inputs, training=False)
+    assert compiled_functions(fused, bert_inputs, training=True)
+
+
+def test_training_flag_reaches_the_fused_call_from_the_outer_model(monkeypatch):
+    """LayerNormalization's own call takes no ``training``; the fused one learns it from the model's call."""
+    calls = []
+    fused = fused_layer_norm.layer_norm
+    monkeypatch.setattr(fused_layer_norm, "layer_norm", lambda *a: calls.append(1) or fused(*a))
+    inputs = keras.Input((5, 8))
+    model = keras.Model(inputs, keras.layers.LayerNormalization()(keras.layers.Dense(8)(inputs)))
+    assert fuse_layer_norm(model) == 1
+    x = tf.random.stateless_normal((3, 5, 8), seed=[1, 2])
+    trained, inferred = model(x, training=True), model(x)
+    assert len(calls) == 1  # the training call only
+    np.testing.assert_allclose(trained, inferred, rtol=1e-5, atol=1e-5)
+
+
+def test_other_axes_keep_keras_path(monkeypatch):
+    monkeypatch.setattr(fused_layer_norm, "layer_norm", lambda *a: pytest.fail("fused path"))
+    layer = keras.layers.LayerNormalization(axis=1)
+    x = tf.random.stateless_normal((3, 5, 8), seed=[1, 2])
+    expected = layer(x)
+    assert fuse_layer_norm(layer) == 1
+    np.testing.assert_allclose(layer(x, training=True), expected, rtol=1e-6)
+    assert fuse_layer_norm(keras.layers.LayerNormalization(center=False)) == 0
+
+
+def test_zoo_tasks_fuse_their_layer_norms_and_still_learn():
+    keras.utils.set_random_seed(0)
+    model = zoo.build("gpt", objective="clm", num_layers=2, hidden_dim=16, intermediate_dim=32, num_heads=2,
+                      sequence_length=16)
+    fused = [layer.name for layer in model.backbone._flatten_layers()
+             if getattr(layer, "_zoo_fused_layer_norm", False)]
+    assert len(fused) == 1 + 2 * 2  # GPT-2's final layer norm and two per decoder layer
+    texts = ["the cat sat on the mat and the dog sat on the log"] * 64
+    history = model.fit(texts, batch_size=8, epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
