@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import zoo
 from zoo.compiled_optimizer import compile_updates
+from zoo.distribute import get_strategy
 
 
 def _adamw():
@@ -55,7 +56,8 @@ def test_the_update_is_compiled_and_falls_back_under_a_strategy():
     library = traced.graph.as_graph_def().library.function
     assert any("_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b for f in library)
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = get_strategy("mirrored")  # over the two logical CPUs of conftest
+    assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         mirrored = keras.Variable([1.0, 2.0])
         optimizer = keras.optimizers.SGD(learning_rate=0.5)
