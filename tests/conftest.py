@@ -45,6 +45,26 @@ def bert_twins():
 
 
 @pytest.fixture
+def assert_backbones_train_alike():
+    """``check(reference, twin, inputs, power)``: equal training outputs and gradients of ``sum(sequence_output ** power)``."""
+    def check(reference, twin, inputs: dict, power: int = 2):
+        def loss_and_gradients(model):
+            with tf.GradientTape() as tape:
+                outputs = model(inputs, training=True)
+                loss = tf.reduce_sum(outputs["sequence_output"] ** power)
+            return outputs, tape.gradient(loss, model.trainable_variables)
+
+        (expected, expected_gradients), (actual, actual_gradients) = loss_and_gradients(reference), loss_and_gradients(twin)
+        np.testing.assert_allclose(actual["sequence_output"], expected["sequence_output"], rtol=1e-5, atol=1e-5)
+        for got, want in zip(actual_gradients, expected_gradients):
+            if want is None:  # the pooler does not reach the loss
+                assert got is None
+                continue
+            np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want), rtol=1e-4, atol=1e-4)
+    return check
+
+
+@pytest.fixture
 def compiled_functions():
     """``compiled(model, inputs, training)``: names of the XLA-compiled functions in the graph of `model` on `inputs`."""
     def compiled(model, inputs: dict, training: bool) -> list:

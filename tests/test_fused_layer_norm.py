@@ -35,27 +35,16 @@ def test_layer_norm_equals_keras_and_its_gradients(dtype, tolerance):
                                    atol=tolerance)
 
 
-def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path(bert_twins, bert_inputs,
-                                                                                     compiled_functions):
+def test_fused_backbone_trains_as_keras_hub_and_keeps_its_config_and_inference_path(
+        bert_twins, bert_inputs, compiled_functions, assert_backbones_train_alike):
     reference, fused = bert_twins(**BERT)
     assert fuse_layer_norm(fused) == 1 + 2 * BERT["num_layers"]  # the embeddings' and two per encoder layer
     assert fuse_layer_norm(fused) == 0
     assert fused.get_config() == reference.get_config()
     assert not any(getattr(layer, "_zoo_fused_layer_norm", False) for layer in reference._flatten_layers())
 
-    def loss_and_gradients(model):
-        with tf.GradientTape() as tape:
-            outputs = model(bert_inputs, training=True)
-            loss = tf.reduce_sum(outputs["sequence_output"] ** 3)
-        return outputs, tape.gradient(loss, model.trainable_variables)
-
-    (expected, expected_gradients), (actual, actual_gradients) = loss_and_gradients(reference), loss_and_gradients(fused)
-    np.testing.assert_allclose(actual["sequence_output"], expected["sequence_output"], rtol=1e-5, atol=1e-5)
-    for got, want in zip(actual_gradients, expected_gradients):
-        if want is None:  # the pooler does not reach the loss
-            assert got is None
-            continue
-        np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want), rtol=1e-4, atol=1e-4)
+    # Cubes: the sum of squares of a layer norm's output hardly depends on its input, so its gradient says little.
+    assert_backbones_train_alike(reference, fused, bert_inputs, power=3)
 
     # Inference runs Keras's own ops: no XLA-compiled function ends up in a traced serving graph.
     assert not compiled_functions(fused, bert_inputs, training=False)
