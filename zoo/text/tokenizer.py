@@ -94,12 +94,15 @@ _UNICODE_SKEW = (
     r"[\x{2C2F}\x{32FF}\x{A7C0}\x{A7D0}\x{A7D6}\x{A7D8}\x{A7F2}-\x{A7F4}\x{AB69}"
     r"\x{10570}-\x{105BC}\x{10780}-\x{107BA}\x{1171E}\x{11938}\x{1F16C}\x{1FBF0}-\x{1FBF9}]"
 )
-# What keras-hub's WordPieceTokenizer drops and keeps as words when it splits.
-_WORD_DELIMITERS = r"[\t\n\f\r ]|\p{Cc}|\p{Cf}"
+# What keras-hub's WordPieceTokenizer drops and keeps as words when it splits,
+# each as one character class (its patterns are alternations of classes of
+# the same characters; Oniguruma matches one class faster, which takes about
+# a tenth off training a vocabulary).
+_WORD_DELIMITERS = r"[\t\n\f\r \p{Cc}\p{Cf}]"
 _WORD_ISOLATED = (
-    r"[!-/]|[:-@]|[\[-`]|[{-~]|[\p{P}]"
-    r"|[\x{4E00}-\x{9FFF}]|[\x{3400}-\x{4DBF}]|[\x{20000}-\x{2A6DF}]|[\x{2A700}-\x{2B73F}]"
-    r"|[\x{2B740}-\x{2B81F}]|[\x{2B820}-\x{2CEAF}]|[\x{F900}-\x{FAFF}]|[\x{2F800}-\x{2FA1F}]"
+    r"[!-/:-@\[-`{-~\p{P}"
+    r"\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
+    r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}]"
 )
 # keras-hub's BytePairTokenizer splitting, step by step: a marker `६` before
 # every space that starts a word, a GPT-2-like split, the last whitespace
