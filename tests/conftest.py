@@ -45,6 +45,31 @@ def bert_twins():
 
 
 @pytest.fixture
+def assert_function_matches():
+    """``check(actual_fn, expected_fn, inputs, tolerance)``: equal values and gradients with respect to every input.
+
+    `expected_fn` computes in float32; `actual_fn` must return the dtype of
+    ``inputs[0]``. Gradients are compared relative to the largest expected one.
+    """
+    def check(actual_fn, expected_fn, inputs: list, tolerance: float):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            expected, actual = expected_fn(*inputs), actual_fn(*inputs)
+            weights = tf.random.stateless_normal(expected.shape, seed=[9, 10])
+            expected_loss = tf.reduce_sum(expected * weights)
+            actual_loss = tf.reduce_sum(tf.cast(actual, "float32") * weights)
+        assert actual.dtype == inputs[0].dtype
+        np.testing.assert_allclose(tf.cast(actual, "float32"), expected, rtol=tolerance, atol=tolerance)
+        for wrt in inputs:
+            got, want = tape.gradient(actual_loss, wrt), tape.gradient(expected_loss, wrt)
+            assert got.dtype == wrt.dtype
+            scale = float(tf.reduce_max(tf.abs(want)))
+            np.testing.assert_allclose(tf.cast(got, "float32") / scale, tf.cast(want, "float32") / scale,
+                                       atol=tolerance)
+    return check
+
+
+@pytest.fixture
 def assert_backbones_train_alike():
     """``check(reference, twin, inputs, power)``: equal training outputs and gradients of ``sum(sequence_output ** power)``."""
     def check(reference, twin, inputs: dict, power: int = 2):
