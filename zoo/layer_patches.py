@@ -11,7 +11,7 @@ rest. Only the instances in the model change: the layer classes, and
 every other model in the process, keep Keras's ``call``.
 
 Keras passes ``training`` (and its other call-context arguments) only to
-a ``call`` that declares it, and reads that from the signature once, when
+a ``call`` that takes it, and reads that from the signature once, when
 the layer is made; :func:`patch_layers` reads it again from the
 replacement, so a fast path for a layer whose own ``call`` has no
 ``training`` argument (``LayerNormalization``) still learns whether it
