@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from zoo.errors import ConfigError
 from zoo.fused_cross_entropy import SparseCrossEntropy
+from zoo.sparse_accuracy import SparseAccuracy
 
 
 class Objective(abc.ABC):
@@ -134,8 +135,8 @@ class Objective(abc.ABC):
         return SparseCrossEntropy(reduction="mean_with_sample_weight", name=f"{self.name}_loss")
 
     def metrics(self) -> list:
-        """Weighted metrics reported for this objective."""
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        """Weighted metrics reported for this objective: top-1 ``accuracy`` of the logits."""
+        return [SparseAccuracy(name="accuracy")]
 
     # -- optional: own data format and training step -----------------------------
 

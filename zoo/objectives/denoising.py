@@ -67,6 +67,7 @@ from zoo.errors import ConfigError, unknown_name
 from zoo.hookspecs import hookimpl
 from zoo.objective import Objective
 from zoo.objectives import noise as noise_ops
+from zoo.sparse_accuracy import SparseAccuracy, sparse_top1_matches
 
 #: Token noise functions, in the order they apply, with their defaults.
 TOKEN_NOISE = {
@@ -261,7 +262,7 @@ class Denoising(Objective):
         """Token accuracy and sequence ``exact_match``; mean absolute error on feature vectors."""
         if self._vector:
             return [keras.metrics.MeanAbsoluteError(name="mae")]
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SequenceExactMatch(name="exact_match")]
+        return [SparseAccuracy(name="accuracy"), SequenceExactMatch(name="exact_match")]
 
     # -- serving ---------------------------------------------------------------------
 
@@ -346,7 +347,7 @@ class SequenceExactMatch(keras.metrics.Metric):
         self.sequences = self.add_variable(shape=(), initializer="zeros", name="sequences")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        correct = ops.equal(ops.cast(y_true, "int32"), ops.cast(ops.argmax(y_pred, axis=-1), "int32"))
+        correct = sparse_top1_matches(y_true, y_pred) > 0
         weighted = ops.ones_like(correct) if sample_weight is None else ops.reshape(sample_weight, ops.shape(correct)) > 0
         matched = ops.all(ops.logical_or(correct, ops.logical_not(weighted)), axis=-1)
         counted = ops.any(weighted, axis=-1)

@@ -82,6 +82,7 @@ from keras import ops
 from zoo.errors import ConfigError, IncompatibleError, unknown_name
 from zoo.hookspecs import hookimpl
 from zoo.objective import Objective
+from zoo.sparse_accuracy import SparseAccuracy
 from zoo.text.labeled import DEFAULT_PACKAGES
 from zoo.text.pipeline import as_string_dataset
 
@@ -370,7 +371,7 @@ class PseudoLabel(Objective):
                 "last": "sequence output"}[self.pooling]
 
     def metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        return [SparseAccuracy(name="accuracy")]
 
     # -- training step -----------------------------------------------------------
 
