@@ -11,14 +11,26 @@ operands to ``[batch, heads, positions, head_dim]`` first gives the scores
 and the context in the layout they are used in, with the same products
 and the same results; end to end, the BERT row trains 3% faster.
 
+Self-attention (the same tensor as query and value, no key) goes one step
+further: :func:`project_heads` computes the query, key and value
+projections as one ``[hidden, 3 × hidden]`` matmul and one transpose
+straight into head-major layout, the query already scaled by
+``1 / √head_dim`` (folded into its kernel and bias). The three 256-wide
+products of that BERT run at 72–77% of the machine's float32 peak; the
+joined 768-wide one at 90–95%, 15.5 ms instead of 20 ms a layer forward
+and backward.
+
 :func:`use_head_major_attention` gives each ``keras.layers.MultiHeadAttention``
 of a model (keras-hub's BERT and GPT-2 attention among them) a
-``_compute_attention`` that takes this path while training with dropout,
-with Keras's own masked softmax and the layer's own dropout layer.
+``_compute_attention`` that takes the head-major path while training with
+dropout, and a ``call`` that also joins the projections of self-attention,
+both with Keras's own masked softmax and the layer's own dropout layer.
 Inference, attention without dropout (Keras's fused
 ``dot_product_attention``), causal masks Keras builds itself (keras-hub
-passes its masks in ``attention_mask``), returned scores, other attention
-axes, configs, weights and SavedModels are Keras's.
+passes its masks in ``attention_mask``), Keras masks on the inputs,
+returned scores, caches, gated or sliding-window attention, other
+attention axes, quantized or LoRA projections, configs, weights and
+SavedModels are Keras's.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import keras
 import tensorflow as tf
 
 from zoo.layer_patches import patch_layers
+from zoo.projections import keeps_keras_call, projection
 
 HEAD_MAJOR = [0, 2, 1, 3]  # [batch, positions, heads, dim] <-> [batch, heads, positions, dim]
 
@@ -50,15 +63,66 @@ def attend_head_major(query, key, value, scale: float, softmax: Callable, dropou
         True
     """
     query = tf.transpose(query * tf.cast(scale, query.dtype), HEAD_MAJOR)
-    scores = tf.matmul(query, tf.transpose(key, HEAD_MAJOR), transpose_b=True)
-    probabilities = softmax(scores)
+    context = attend(query, tf.transpose(key, HEAD_MAJOR), tf.transpose(value, HEAD_MAJOR), softmax, dropout)
+    return tf.transpose(context, HEAD_MAJOR)
+
+
+def attend(query, key, value, softmax: Callable, dropout: Optional[Callable] = None):
+    """Dot-product attention of head-major ``[batch, heads, positions, head_dim]`` tensors, query already scaled.
+
+    Example:
+        >>> query = key = value = tf.random.normal((2, 3, 5, 4))
+        >>> attend(query, key, value, lambda scores: tf.nn.softmax(scores)).shape
+        TensorShape([2, 3, 5, 4])
+    """
+    probabilities = softmax(tf.matmul(query, key, transpose_b=True))
     if dropout is not None:
         probabilities = dropout(probabilities)
-    return tf.transpose(tf.matmul(probabilities, tf.transpose(value, HEAD_MAJOR)), HEAD_MAJOR)
+    return tf.matmul(probabilities, value)
+
+
+def project_heads(inputs, kernels: list, biases: Optional[list]):
+    """`inputs` ``[batch, positions, width]`` through each ``[width, heads, head_dim]`` kernel (and bias), in one matmul.
+
+    Returns one head-major ``[batch, heads, positions, head_dim]`` tensor
+    per kernel. All kernels have the same shape; `biases` are all
+    ``[heads, head_dim]``, or ``None``.
+
+    Example:
+        >>> inputs = tf.random.normal((2, 5, 8))
+        >>> kernels = [tf.random.normal((8, 2, 4)) for _ in range(3)]
+        >>> query, key, value = project_heads(inputs, kernels, None)
+        >>> reference = tf.transpose(tf.einsum("abc,cde->abde", inputs, kernels[1]), HEAD_MAJOR)
+        >>> key.shape, bool(tf.reduce_max(tf.abs(key - reference)) < 1e-5)
+        (TensorShape([2, 2, 5, 4]), True)
+    """
+    width, heads, head_dim = kernels[0].shape
+    kernel = tf.concat([tf.reshape(kernel, (width, heads * head_dim)) for kernel in kernels], axis=1)
+    bias = None if biases is None else tf.concat([tf.reshape(bias, (-1,)) for bias in biases], axis=0)
+    shape = tf.shape(inputs)
+    projected = projection(tf.reshape(inputs, (-1, width)), kernel, bias)
+    return _split_heads(tf.reshape(projected, (shape[0], shape[1], len(kernels), heads, head_dim)))
+
+
+@tf.custom_gradient
+def _split_heads(projected):
+    """``[batch, positions, parts, heads, head_dim]`` as `parts` head-major tensors, with one transpose each way.
+
+    The parts are slices of one transposed tensor; their gradient is the
+    transpose of their stack (TensorFlow's own gradient of the slices
+    would add a zero-padded tensor of the whole size per part).
+    """
+    parts = tf.transpose(projected, [2, 0, 3, 1, 4])
+
+    def gradient(*d_parts):
+        d_parts = [tf.zeros_like(parts[0]) if d is None else d for d in d_parts]
+        return tf.transpose(tf.stack(d_parts), [1, 3, 0, 2, 4])
+
+    return tuple(parts[index] for index in range(projected.shape[2])), gradient
 
 
 def use_head_major_attention(model: keras.layers.Layer) -> int:
-    """Make every ``MultiHeadAttention`` in `model` train through :func:`attend_head_major`.
+    """Make every ``MultiHeadAttention`` in `model` train through head-major matmuls, self-attention with joined projections.
 
     Returns the number of layers changed. Idempotent.
 
@@ -70,20 +134,30 @@ def use_head_major_attention(model: keras.layers.Layer) -> int:
     return patch_layers(model, "_zoo_head_major", _is_attention, _install)
 
 
+#: What the fast path reads of Keras's layer when it is made (and, after ``build``, its dense and dropout layers).
+_KERAS_INTERNALS = ("_compute_attention", "_masked_softmax", "_dropout", "_inverse_sqrt_key_dim", "_attention_axes")
+_BUILT_INTERNALS = ("_dropout_layer", "_query_dense", "_key_dense", "_value_dense", "_output_dense")
+
+
 def _is_attention(layer) -> bool:
-    return isinstance(layer, keras.layers.MultiHeadAttention)
+    return isinstance(layer, keras.layers.MultiHeadAttention) and all(hasattr(layer, name) for name in _KERAS_INTERNALS)
 
 
 def _install(layer, keras_call):
     layer._compute_attention = _head_major_compute_attention(layer, layer._compute_attention)
-    return keras_call  # the layer's call stays Keras's; only the attention inside it changes
+    return _self_attention_call(layer, keras_call)
+
+
+def _trains_head_major(layer, training) -> bool:
+    """Whether `layer`'s attention takes the head-major path in this call (Keras's own path otherwise)."""
+    return (bool(training) and layer._dropout > 0 and tuple(layer._attention_axes) == (1,)
+            and all(hasattr(layer, name) for name in _BUILT_INTERNALS))
 
 
 def _head_major_compute_attention(layer, keras_compute_attention):
     def compute_attention(query, key, value, attention_mask=None, training=None, return_attention_scores=False,
                           use_causal_mask=False):
-        if (not training or return_attention_scores or use_causal_mask or layer._dropout <= 0
-                or len(query.shape) != 4 or tuple(layer._attention_axes) != (1,)):
+        if return_attention_scores or use_causal_mask or len(query.shape) != 4 or not _trains_head_major(layer, training):
             return keras_compute_attention(
                 query, key, value, attention_mask=attention_mask, training=training,
                 return_attention_scores=return_attention_scores, use_causal_mask=use_causal_mask,
@@ -96,3 +170,51 @@ def _head_major_compute_attention(layer, keras_compute_attention):
         return context, None
 
     return compute_attention
+
+
+def _self_attention_call(layer, keras_call):
+    def call(query, value, key=None, attention_mask=None, training=None, **options):
+        if not _joins_projections(layer, query, value, key, training, options):
+            return keras_call(query, value, key=key, attention_mask=attention_mask, training=training, **options)
+        dense = (layer._query_dense, layer._key_dense, layer._value_dense)
+        scale = tf.cast(layer._inverse_sqrt_key_dim, query.dtype)
+        kernels = [tf.cast(d.kernel, query.dtype) for d in dense]
+        kernels[0] = kernels[0] * scale
+        biases = None
+        if dense[0].bias is not None:
+            biases = [tf.cast(d.bias, query.dtype) for d in dense]
+            biases[0] = biases[0] * scale
+        projected_query, projected_key, projected_value = project_heads(query, kernels, biases)
+        context = attend(
+            projected_query, projected_key, projected_value,
+            softmax=lambda scores: layer._masked_softmax(scores, attention_mask),
+            dropout=lambda probabilities: layer._dropout_layer(probabilities, training=training),
+        )
+        return layer._output_dense(tf.transpose(context, HEAD_MAJOR))
+
+    return call
+
+
+def _joins_projections(layer, query, value, key, training, options) -> bool:
+    """Whether `layer` may project this call's query, key and value in one matmul (Keras's ``call`` otherwise).
+
+    Self-attention only, with no option set beyond Keras's defaults (Keras
+    masks, returned scores, causal masks, caches), no gate or sliding
+    window, and three plain, like-shaped projections.
+    """
+    if query is not value or key is not None or len(query.shape) != 3:
+        return False
+    if any(option is not None and option is not False for option in options.values()):
+        return False
+    if getattr(query, "_keras_mask", None) is not None or getattr(layer, "_use_gate", False):
+        return False
+    if getattr(layer, "_sliding_window", None) is not None or not _trains_head_major(layer, training):
+        return False
+    dense = (layer._query_dense, layer._key_dense, layer._value_dense)
+    if not all(type(d) is keras.layers.EinsumDense and d.equation == "abc,cde->abde"
+               and d.activation in (None, keras.activations.linear)
+               and not keeps_keras_call(d) for d in dense):
+        return False
+    shapes = {tuple(d.kernel.shape) for d in dense}
+    biases = {None if d.bias is None else tuple(d.bias.shape) for d in dense}
+    return len(shapes) == 1 and len(biases) == 1 and (None in biases or biases == {next(iter(shapes))[1:]})

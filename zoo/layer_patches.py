@@ -2,8 +2,8 @@
 
 :mod:`zoo.projections`, :mod:`zoo.fused_gelu`, :mod:`zoo.hashed_dropout`
 and :mod:`zoo.head_major_attention` each give some Keras layers of a
-backbone a faster ``call`` (or, for attention, a faster
-``_compute_attention`` inside Keras's ``call``) for the same arithmetic.
+backbone a faster ``call`` for the same arithmetic (attention also a
+faster ``_compute_attention`` for the calls it hands back to Keras's).
 They choose the layers and build the new ``call``; :func:`patch_layers`
 walks the model, skips the layers already given that ``call`` (each fast
 path marks its layers with its own attribute) and installs it on the
