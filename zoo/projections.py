@@ -87,26 +87,19 @@ def projection(inputs, kernel, bias=None):
         (4, 3)
     """
     inputs, kernel = tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel)  # reads of variables: tensors
-    if bias is None:
-        return _product(inputs, kernel)
-    return _biased_product(inputs, kernel, tf.convert_to_tensor(bias))
+    biases = () if bias is None else (tf.convert_to_tensor(bias),)
+    return _product(inputs, kernel, *biases)
 
 
 @tf.custom_gradient
-def _product(inputs, kernel):
+def _product(inputs, kernel, *biases):
+    """``inputs · kernel`` plus the bias in `biases` (none or one), with :func:`projection`'s gradients."""
     def gradient(d_outputs):
-        return _input_gradient(d_outputs, kernel), _kernel_gradient(inputs, d_outputs, kernel)
+        d_biases = tuple(column_sums(d_outputs) for _ in biases)
+        return (_input_gradient(d_outputs, kernel), _kernel_gradient(inputs, d_outputs, kernel), *d_biases)
 
-    return tf.matmul(inputs, kernel), gradient
-
-
-@tf.custom_gradient
-def _biased_product(inputs, kernel, bias):
-    def gradient(d_outputs):
-        return (_input_gradient(d_outputs, kernel), _kernel_gradient(inputs, d_outputs, kernel),
-                column_sums(d_outputs))
-
-    return tf.nn.bias_add(tf.matmul(inputs, kernel), bias), gradient
+    outputs = tf.matmul(inputs, kernel)
+    return (tf.nn.bias_add(outputs, biases[0]) if biases else outputs), gradient
 
 
 def _input_gradient(d_outputs, kernel):
