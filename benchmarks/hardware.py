@@ -1,11 +1,15 @@
 """What the benchmark ran on: the device, library versions, matmul peaks, peak memory.
 
-Peak memory: on CPU the process's resident-set high-water mark. Writing
-``5`` to ``/proc/self/clear_refs`` resets ``VmHWM`` to the current
-resident size, so :class:`PeakMemory` reports the highest resident size
-reached while a row ran (the process's baseline included). On GPU it is
-TensorFlow's allocator peak on the first GPU
-(``tf.config.experimental.reset_memory_stats`` / ``get_memory_info``).
+Peak memory is TensorFlow's allocator peak on the device that trains
+(``tf.config.experimental.reset_memory_stats`` / ``get_memory_info``): on
+the first GPU, or on the CPU where TensorFlow runs its caching allocator
+there (:mod:`zoo.allocator`, the default after ``import zoo``). That
+allocator keeps the memory it has grown to, so the process's resident size
+after one row says little about the next. With TensorFlow's default CPU
+allocator it is the process's resident-set high-water mark instead:
+writing ``5`` to ``/proc/self/clear_refs`` resets ``VmHWM`` to the
+current resident size, so :class:`PeakMemory` reports the highest
+resident size reached while a row ran (the process's baseline included).
 Where neither is available the figure is ``None``.
 """
 
@@ -19,6 +23,8 @@ import statistics
 import time
 
 import tensorflow as tf
+
+from zoo.allocator import caching_allocator_active
 
 #: Distributions whose versions the results record.
 DISTRIBUTIONS = ("zoo-selfsup", "tensorflow", "tensorflow-text", "keras", "keras-hub", "tokenizers")
@@ -51,11 +57,11 @@ def device_kind() -> str:
 
 
 def describe_device() -> dict:
-    """The machine: CPU model, cores, bfloat16 instructions, GPUs.
+    """The machine: CPU model, cores, bfloat16 instructions, GPUs, TensorFlow's CPU allocator.
 
     Example:
         >>> sorted(describe_device())[:3]
-        ['cpu_bfloat16', 'cpu_cores', 'cpu_model']
+        ['cpu_allocator', 'cpu_bfloat16', 'cpu_cores']
     """
     info = {}
     try:
@@ -75,6 +81,7 @@ def describe_device() -> dict:
         # On NVIDIA GPUs from Ampere on, float32 matmuls (the peak's and the models') run as TF32 when this is on.
         "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
         "platform": platform.platform(),
+        "cpu_allocator": "caching (BFC)" if caching_allocator_active() else "TensorFlow's default",
     }
 
 
@@ -131,8 +138,8 @@ class PeakMemory:
 
     Example:
         >>> with PeakMemory() as peak:
-        ...     block = bytearray(10**6)
-        >>> peak.megabytes is None or peak.megabytes > 0
+        ...     block = tf.ones([1000, 1000])  # 4 MB
+        >>> peak.megabytes is None or peak.megabytes > 3.8
         True
     """
 
@@ -142,19 +149,21 @@ class PeakMemory:
         self.source = None
 
     def __enter__(self):
-        self._gpu = "GPU:0" if tf.config.list_logical_devices("GPU") else None
-        if self._gpu:
-            tf.config.experimental.reset_memory_stats(self._gpu)
-            self.baseline_megabytes = tf.config.experimental.get_memory_info(self._gpu)["current"] / 2**20
-            self.source = "tf.config.experimental.get_memory_info(GPU:0)['peak']"
+        self._device = "GPU:0" if tf.config.list_logical_devices("GPU") else None
+        if self._device is None and caching_allocator_active():
+            self._device = "CPU:0"
+        if self._device:
+            tf.config.experimental.reset_memory_stats(self._device)
+            self.baseline_megabytes = tf.config.experimental.get_memory_info(self._device)["current"] / 2**20
+            self.source = f"tf.config.experimental.get_memory_info({self._device})['peak']"
         elif _reset_high_water_mark():
             self.baseline_megabytes = _status_kilobytes("VmRSS") / 1024
             self.source = "VmHWM after /proc/self/clear_refs=5"
         return self
 
     def __exit__(self, *exc_info):
-        if self._gpu:
-            self.megabytes = tf.config.experimental.get_memory_info(self._gpu)["peak"] / 2**20
+        if self._device:
+            self.megabytes = tf.config.experimental.get_memory_info(self._device)["peak"] / 2**20
         elif self.source:
             self.megabytes = _status_kilobytes("VmHWM") / 1024
         return False

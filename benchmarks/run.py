@@ -392,7 +392,8 @@ def format_table(run: dict) -> str:
     device = run["device"]
     lines.append(
         f"device: {device['cpu_model']} ({device['cpu_cores']} cores){', ' + ', '.join(device['gpus']) if device['gpus'] else ''}"
-        f"; default precision {run['default_precision']}; mode {run['settings']['mode']}"
+        f"; default precision {run['default_precision']}; CPU allocator {device['cpu_allocator']}"
+        f"; mode {run['settings']['mode']}"
     )
     peaks = run["peaks"]
     lines.append(

@@ -69,11 +69,13 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
     results = json.loads(out.read_text())
     assert results["runs"]["gpu"] == other_device  # runs on other devices are kept
     result = results["runs"][hardware.device_kind()]
+    device = "GPU:0" if result["device"]["gpus"] else "CPU:0"
 
     expected = ["bert_mlm/long", "gpt_clm/long", "lstm_clm/long"]
     if result["default_precision"] != "float32":
         expected += ["bert_mlm/long/float32", "gpt_clm/long/float32"]
     assert [row["name"] for row in result["rows"]] == expected
+    assert result["device"]["cpu_allocator"] == "caching (BFC)"  # zoo's default, for both sides
     for row in result["rows"]:
         sides = [row["zoo"]] + ([row["keras_hub"]] if row["model"] != "lstm_clm" else [])
         assert (row["keras_hub"] is None) == (row["model"] == "lstm_clm")
@@ -82,7 +84,8 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
                 assert side[key] > 0 and math.isfinite(side[key]), (row["name"], side["side"], key)
             assert len(side["window_s"]) == result["settings"]["windows"]
             assert 0 < side["useful_token_fraction"] <= 1
-            assert side["peak_memory_mb"] is None or side["peak_memory_mb"] > 0
+            assert side["peak_memory_mb"] > 0
+            assert side["peak_memory_source"] == f"tf.config.experimental.get_memory_info({device})['peak']"
             peak = result["peaks"]["float32"]["flops_per_s"]
             assert side["mfu_float32"] == pytest.approx(side["flops_per_s"] / peak)
             assert side["mfu_float32_adjacent"] == pytest.approx(side["flops_per_s"] / side["peak_sample"]["float32"])

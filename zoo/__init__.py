@@ -7,6 +7,12 @@ Example:
     >>> model = zoo.build("bert", objective="mlm")  # doctest: +SKIP
 """
 
+# Before anything can place a tensor on the CPU: TensorFlow reads its
+# allocator choice once, when the CPU device is first used (zoo.allocator).
+from zoo import allocator as _allocator
+
+_allocator.prefer_caching_allocator()
+
 # Subpackages and modules that share a name with a function of the API are
 # imported first; the `from` imports below then bind the functions. (Importing
 # such a module later would not rebind the name: it is already loaded.)
