@@ -1,14 +1,14 @@
 """TensorFlow's caching (BFC) allocator for host memory, chosen by default when zoo is imported.
 
-By default TensorFlow takes each CPU tensor's memory from the C library's
-``malloc`` and gives it back when the tensor dies. A training step makes
-and drops the same large tensors every time (activations, their
-gradients, logits), and the C library serves blocks of more than a few
-megabytes with fresh pages from the kernel: every page faults in and is
-zeroed on its first write, so an op that writes a new 128 MiB tensor runs
-at the speed of the page faults, not of memory. On the 2-core machine of
-``benchmarks/RESULTS.md`` an elementwise add over 128 MiB took 115 ms this
-way and 44 ms with the caching allocator; the ``small`` BERT masked LM's
+By default TensorFlow gives the memory of a large CPU tensor back to the
+kernel when the tensor dies. A training step makes and drops the same
+large tensors every time (activations, their gradients, logits), so each
+new one starts on fresh pages, which fault in and are zeroed on their
+first write: an op that writes a new 128 MiB tensor runs at the speed of
+the page faults, not of memory. On the 2-core machine of
+``benchmarks/RESULTS.md`` an elementwise add over 128 MiB took 115-120 ms
+and 33,345 minor page faults (one per 4 KiB page) this way, and 44-55 ms
+and 576 faults with the caching allocator; the ``small`` BERT masked LM's
 float32 training step took 0.85 of its time, GPT's 0.79.
 
 TensorFlow's best-fit-with-coalescing allocator (the one it uses for GPU
