@@ -15,7 +15,7 @@ print(caching_allocator_active(), float(total))
 """
 
 
-def _allocator_after_import_zoo(**environment) -> str:
+def _allocator_after_import_zoo(**environment) -> list:
     env = {key: value for key, value in os.environ.items()
            if key not in (USE_CACHING_ALLOCATOR, CACHING_ALLOCATOR_LIMIT_MB)}
     env.update(environment, TF_CPP_MIN_LOG_LEVEL="2")
