@@ -171,9 +171,11 @@ def test_student_noise_hides_only_tokens_of_unlabeled_texts():
     assert not changed[8:][~real].any() and 0.25 < changed[8:][real].mean() < 0.35
 
 
-def test_threshold_share_is_logged_and_ema_teacher_follows_the_model():
+@pytest.mark.parametrize("model, pooling", [("lstm_lm", "pooled"), ("bert", "mean")])  # bert: its pooler is frozen
+def test_threshold_share_is_logged_and_ema_teacher_follows_the_model(model, pooling):
     keras.utils.set_random_seed(0)
-    task = tiny("lstm_lm", classes=["a", "b"], threshold=1.0, teacher="ema", ema_decay=0.5, ramp_up_steps=0)
+    task = tiny(model, classes=["a", "b"], threshold=1.0, teacher="ema", ema_decay=0.5, ramp_up_steps=0,
+                pooling=pooling)
     objective = task.objectives[0]
     texts = [f"sample {i}" for i in range(8)]
     start = [w.numpy() for w in task.trainable_weights]
@@ -181,6 +183,7 @@ def test_threshold_share_is_logged_and_ema_teacher_follows_the_model():
                        epochs=1, verbose=0)
     assert history.history["pseudo_label_confident"] == [0.0]  # nothing reaches confidence 1.0
     assert [id(s) for _, s in objective._ema_pairs] == [id(w) for w in task.trainable_weights]
+    assert all(t.path == s.path and t.shape == s.shape for t, s in objective._ema_pairs)  # each averages its own
     teacher = [t.numpy() for t, _ in objective._ema_pairs]
     student = [w.numpy() for w in task.trainable_weights]
     moved = [not np.allclose(t, s) and not np.allclose(t, s0) for t, s, s0 in zip(teacher, student, start)]

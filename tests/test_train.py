@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -46,7 +47,10 @@ def _requires_objectives(name):
 ])
 def test_each_built_in_recipe_trains_checkpoints_and_exports(name, tmp_path):
     run = tmp_path / name
-    metrics = train(name, out=run, overrides=smoke(name), verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = train(name, out=run, overrides=smoke(name), verbose=0)
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []  # a clean console
     assert metrics["steps"] == 3 and metrics["resumed_from"] == 0
     assert [record["step"] for record in metrics["history"]] == [1, 2, 3]
     assert all(record["loss"] > 0 for record in metrics["history"])

@@ -9,6 +9,9 @@ array or a ``tf.data.Dataset`` of strings) and run the preprocessing in
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import keras
 import tensorflow as tf
 
@@ -21,6 +24,7 @@ from zoo.head_major_attention import use_head_major_attention
 from zoo.objective import Objective
 from zoo.projections import flatten_projections
 from zoo.text.pipeline import Preprocessor
+from zoo.unread_outputs import freeze_unread_outputs
 
 
 def _is_raw_text(data) -> bool:
@@ -62,6 +66,7 @@ class Task(keras.Model):
             outputs = {"sequence_output": outputs}
         heads = {objective.name: objective.build_head(outputs, inputs, spec) for objective in objectives}
         super().__init__(inputs=inputs, outputs=heads, **kwargs)
+        freeze_unread_outputs(backbone, outputs, heads)  # e.g. BERT's pooler under masked LM alone
         flatten_projections(backbone)  # same arithmetic, faster on CPU (see zoo.projections)
         fuse_gelu(backbone)  # bias and GELU in one compiled pass while training (see zoo.fused_gelu)
         use_hashed_dropout(backbone)  # dropout masks from a compiled hash, not Philox (see zoo.hashed_dropout)
@@ -133,7 +138,10 @@ class Task(keras.Model):
             validation_data = own
         elif validation_data is not None and _is_raw_text(validation_data):
             validation_data = self.preprocessor.training_dataset(validation_data, 32, shuffle=False)
-        return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # Keras cannot shuffle a dataset; it would only warn so
+        with _ends_of_data_expected(kwargs.get("steps_per_epoch")):
+            return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """``keras.Model.evaluate`` that also takes raw strings (same corruption every call)."""
@@ -144,7 +152,8 @@ class Task(keras.Model):
             _reject_labels(y)
             x = self.preprocessor.training_dataset(x, batch_size or 32, shuffle=False)
             batch_size = None
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+        with _ends_of_data_expected(kwargs.get("steps")):
+            return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
         """``keras.Model.predict`` on raw strings: one row per string, in order.
@@ -161,7 +170,8 @@ class Task(keras.Model):
         if _is_raw_text(x):
             x = self.preprocessor.inference_dataset(x, batch_size or 32)
             batch_size = None
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        with _ends_of_data_expected(kwargs.get("steps")):
+            return super().predict(x, batch_size=batch_size, **kwargs)
 
     def train_step(self, data):
         """Keras's step, or the one objective's :meth:`zoo.Objective.train_step` that replaces it."""
@@ -189,6 +199,20 @@ class Task(keras.Model):
             if dataset is not None:
                 return dataset
         return None
+
+
+@contextlib.contextmanager
+def _ends_of_data_expected(steps):
+    """Without a step count, a dataset of unknown length ending is the end of a pass, not lost data.
+
+    Keras warns "Your input ran out of data" whenever such a dataset ends
+    (zoo's packed pipelines have no length known in advance), although no
+    number of steps was asked for. The warning stays where one was.
+    """
+    with warnings.catch_warnings():
+        if steps is None:
+            warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        yield
 
 
 def _reject_labels(y):

@@ -452,7 +452,11 @@ class PseudoLabel(Objective):
                 model = keras.Model(task.input, task.output)
                 teacher = keras.models.clone_model(model)
                 teacher.set_weights(model.get_weights())
-            self._ema_pairs = list(zip(teacher.trainable_weights, model.trainable_weights))
+            # Paired by position among all weights: the copy's layers are all trainable, the
+            # task's may not be (zoo.unread_outputs freezes layers no head reads).
+            trained = {id(weight) for weight in model.trainable_weights}
+            self._ema_pairs = [(average, weight) for average, weight in zip(teacher.weights, model.weights)
+                               if id(weight) in trained]
             teacher.trainable = False
             self._ema_model = teacher
 
