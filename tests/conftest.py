@@ -101,11 +101,13 @@ def compiled_functions():
     return compiled
 
 
-#: Files that take minutes; they run first so that xdist (``--dist loadfile``) does not hand them out last,
-#: to a worker that would then run alone while the other sits idle.
-LONGEST_FILES = ("test_self_training_gain.py",)
+#: Files that take minutes, longest first; they run first so that xdist (``--dist loadfile``) does not hand
+#: one of them out last, to a worker that would then run alone while the other sits idle.
+LONGEST_FILES = ("test_self_training_gain.py", "test_train.py", "test_plugin_distribution.py", "test_export.py",
+                 "test_distribute.py")
 
 
 def pytest_collection_modifyitems(items):
-    """Put the items of :data:`LONGEST_FILES` first, keeping the collection order otherwise."""
-    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)
+    """Put the items of :data:`LONGEST_FILES` first, in its order, keeping the collection order otherwise."""
+    rank = {name: position for position, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FILES)))
