@@ -51,8 +51,8 @@ def freeze_unread_outputs(backbone: keras.Model, outputs: Mapping, heads: Mappin
     read = [by_id[tensor_id] for tensor_id in reached]
     if not read or len(read) == len(outputs):
         return []
-    inner = backbone.output if isinstance(backbone.output, Mapping) else {"sequence_output": backbone.output}
-    computing, _ = _upstream([inner[name] for name in read], stop=set())
+    # Only a backbone with several outputs gets here, and those are a dict (see zoo.task.Task).
+    computing, _ = _upstream([backbone.output[name] for name in read], stop=set())
     read_weights = {id(weight) for operation in computing for weight in getattr(operation, "trainable_weights", ())}
     frozen = []
     for layer in backbone.layers:
