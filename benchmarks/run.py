@@ -38,6 +38,7 @@ from benchmarks import ceiling, corpora, flops, hardware, models, timing  # noqa
 from zoo.files import atomic_write_text  # noqa: E402
 from zoo.precision import resolve_precision  # noqa: E402
 from zoo.text.tokenizer import SPECIAL_TOKENS, train_tokenizer  # noqa: E402
+from zoo.tied_projection import measured_choices  # noqa: E402
 
 RESULTS_FORMAT = 1
 PEAK_DTYPES = ("float32", "bfloat16")
@@ -358,6 +359,7 @@ def run_benchmark(settings: Settings, model_names=tuple(models.MODELS), corpus_n
     result["peaks"] = bench.peaks  # now the medians of every sample (Benchmark.median_peaks)
     result["quality"] = bench.quality()
     result["tokenizer"] = bench.tokenizer_training()
+    result["tied_projection"] = measured_choices()
     result["elapsed_s"] = time.perf_counter() - started
     return result
 
@@ -436,6 +438,12 @@ def format_table(run: dict) -> str:
             f"{q['predictions']} predictions): {q['precision']} "
             f"{q['accuracy']:.4f} vs float32 {q['float32_accuracy']:.4f} (difference {q['difference']:+.4f}, "
             f"standard error {q['standard_error']:.4f})"
+        )
+    for choice in run.get("tied_projection", []):
+        lines.append(
+            f"tied projection [{choice['rows']}, {choice['hidden_dim']}] x [{choice['vocabulary_size']}, "
+            f"{choice['hidden_dim']}]^T {choice['dtype']}: {choice['kernel']} (matmul "
+            f"{1e3 * choice['seconds']['matmul']:.1f} ms, xla {1e3 * choice['seconds']['xla']:.1f} ms)"
         )
     lines.append(f"elapsed {run['elapsed_s']:.0f} s")
     return "\n".join(lines)

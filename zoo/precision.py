@@ -66,6 +66,16 @@ def precision_scope(name: str = "auto") -> Iterator[str]:
         keras.config.set_dtype_policy(previous)
 
 
+def has_accelerator() -> bool:
+    """Whether this process sees a GPU or a TPU (where zoo compiles the training step with XLA).
+
+    Example:
+        >>> has_accelerator() in (True, False)
+        True
+    """
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def _fast_bfloat16() -> bool:
     if tf.config.list_logical_devices("TPU"):
         return True

@@ -22,8 +22,10 @@ from zoo.fused_layer_norm import fuse_layer_norm
 from zoo.hashed_dropout import use_hashed_dropout
 from zoo.head_major_attention import use_head_major_attention
 from zoo.objective import Objective
+from zoo.precision import has_accelerator
 from zoo.projections import flatten_projections
 from zoo.text.pipeline import Preprocessor
+from zoo.tied_projection import measure_tied_projections
 from zoo.unread_outputs import freeze_unread_outputs
 
 
@@ -72,6 +74,7 @@ class Task(keras.Model):
         use_hashed_dropout(backbone)  # dropout masks from a compiled hash, not Philox (see zoo.hashed_dropout)
         use_head_major_attention(backbone)  # attention matmuls without the einsum transposes (see zoo.head_major_attention)
         fuse_layer_norm(backbone)  # layer norms in one compiled pass each way while training (see zoo.fused_layer_norm)
+        measure_tied_projections(backbone)  # the tied output projection on the faster kernel (see zoo.tied_projection)
         self.backbone = backbone
         self.spec = spec
         self.objectives = list(objectives)
@@ -111,7 +114,7 @@ class Task(keras.Model):
                 for objective in self.objectives:
                     for metric in weighted_metrics[objective.name]:
                         metric.name = f"{objective.name}_{metric.name}"
-        kwargs.setdefault("jit_compile", "auto" if _accelerated() else False)
+        kwargs.setdefault("jit_compile", "auto" if has_accelerator() else False)
         super().compile(
             optimizer=optimizer, loss=loss, loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs
         )
@@ -219,6 +222,3 @@ def _reject_labels(y):
     if y is not None:
         raise ConfigError("self-supervised objectives make their own labels from raw text; drop `y`")
 
-
-def _accelerated() -> bool:
-    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
