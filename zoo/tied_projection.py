@@ -13,13 +13,14 @@ gradients, ``d_logits · embeddings`` and ``d_logitsᵀ · inputs``, have a
 long inner axis and run near the peak on ``MatMul``, as fast as or faster
 than XLA's. Which kernel wins the forward product depends on the
 processor (on the Intel machine of 2026-12-04 XLA's float32 matmuls were
-slower than oneDNN's) and on the dtype (XLA's bfloat16 dot on CPU is not
-oneDNN's AMX), so it is measured rather than assumed.
+slower than oneDNN's) and may depend on the dtype (XLA's bfloat16
+products have not been timed against oneDNN's on AMX), so it is measured
+rather than assumed.
 
 :func:`forward_kernel` times both kernels, once per process for each
 shape and dtype, on random operands of that shape, and keeps XLA only
-where it is at least :data:`CLEAR_MARGIN` faster, so that timing noise
-does not flip the choice between runs. Products under
+where it takes at most :data:`CLEAR_MARGIN` of ``MatMul``'s time, so that
+timing noise does not flip the choice between runs. Products under
 :data:`MEASURED_FLOPS` (every test-sized model) are not timed: they keep
 ``MatMul``. :func:`tied_logits` computes the product on the chosen kernel
 and its gradients on ``MatMul``, the embedding's directly in its own
