@@ -142,7 +142,7 @@ def _median_seconds(rows: int, hidden_dim: int, vocabulary_size: int, dtype: str
     embeddings = tf.cast(tf.random.stateless_normal((vocabulary_size, hidden_dim), seed=(3, 4)), dtype)
     seconds = {}
     for kernel in KERNELS:
-        product = tf.function(_PRODUCTS[kernel]) if kernel == "matmul" else _PRODUCTS[kernel]
+        product = tf.function(_PRODUCTS[kernel], autograph=False)  # as in a traced step: no eager dispatch
         product(inputs, embeddings)[0, 0].numpy()
         timed = []
         for _ in range(_TIMED_CALLS):
@@ -158,9 +158,9 @@ def measure_tied_projections(model: keras.layers.Layer) -> int:
 
     The forward kernel is :func:`forward_kernel`'s choice for the traced
     shape (an axis unknown while tracing, the batch, counted as
-    :data:`UNKNOWN_AXIS_SIZE`), in a process without GPU or TPU; layers with a soft cap, an
-    own reverse dtype or quantization keep Keras's path. Returns the
-    number of layers changed. Idempotent.
+    :data:`UNKNOWN_AXIS_SIZE`), in a process without GPU or TPU. Layers
+    with a soft cap, their own reverse dtype or quantization keep Keras's
+    path. Returns the number of layers changed. Idempotent.
 
     Example:
         >>> layer = keras.layers.ReversibleEmbedding(100, 16)
