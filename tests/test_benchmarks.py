@@ -116,3 +116,8 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
         assert 0 <= quality["accuracy"] <= 1 and 0 <= quality["float32_accuracy"] <= 1
         assert quality["predictions"] > 0
     assert result["device"]["cpu_model"] and result["versions"]["keras-hub"]
+    assert result["tied_projection"] == []  # quick models' heads are under a GFLOP: not timed
+    choice = {"rows": 4096, "hidden_dim": 256, "vocabulary_size": 8192, "dtype": "float32", "kernel": "xla",
+              "seconds": {"matmul": 0.2177, "xla": 0.1264}}
+    assert ("tied projection [4096, 256] x [8192, 256]^T float32: xla (matmul 217.7 ms, xla 126.4 ms)"
+            in run.format_table({**result, "tied_projection": [choice]}).splitlines())
