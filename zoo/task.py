@@ -221,4 +221,3 @@ def _ends_of_data_expected(steps):
 def _reject_labels(y):
     if y is not None:
         raise ConfigError("self-supervised objectives make their own labels from raw text; drop `y`")
-
