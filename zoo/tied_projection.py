@@ -64,16 +64,12 @@ _choices: dict = {}
 _lock = threading.Lock()
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _xla_product(inputs, embeddings):
-    return tf.matmul(inputs, embeddings, transpose_b=True)
-
-
 def _matmul_product(inputs, embeddings):
     return tf.matmul(inputs, embeddings, transpose_b=True)
 
 
-_PRODUCTS = {"matmul": _matmul_product, "xla": _xla_product}
+_PRODUCTS = {"matmul": _matmul_product,
+             "xla": tf.function(_matmul_product, jit_compile=True, autograph=False)}
 
 
 def tied_logits(inputs, embeddings, kernel: str = "matmul"):
