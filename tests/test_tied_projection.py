@@ -6,14 +6,14 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo import tied_projection
+from zoo import measured_kernels, tied_projection
 from zoo.tied_projection import forward_kernel, measure_tied_projections, measured_choices, tied_logits
 
 
 @pytest.fixture
 def fresh_choices(monkeypatch):
     """An empty record of measured shapes for this test."""
-    monkeypatch.setattr(tied_projection, "_choices", {})
+    monkeypatch.setattr(tied_projection, "_choice", measured_kernels.MeasuredChoice("matmul", "xla"))
 
 
 @pytest.mark.parametrize("kernel", tied_projection.KERNELS)
@@ -56,12 +56,12 @@ def test_a_measurement_times_both_kernels_on_the_shape(fresh_choices):
     (choice,) = measured_choices()
     assert kernel == choice["kernel"] in tied_projection.KERNELS
     assert set(choice["seconds"]) == set(tied_projection.KERNELS) and min(choice["seconds"].values()) > 0
-    faster = choice["seconds"]["xla"] <= tied_projection.CLEAR_MARGIN * choice["seconds"]["matmul"]
+    faster = choice["seconds"]["xla"] <= measured_kernels.CLEAR_MARGIN * choice["seconds"]["matmul"]
     assert kernel == ("xla" if faster else "matmul")
 
 
 def test_a_gpt_task_trains_through_the_measured_kernel_and_infers_through_keras(fresh_choices, monkeypatch):
-    monkeypatch.setattr(tied_projection, "MEASURED_FLOPS", 0.0)  # measure even this small head
+    monkeypatch.setattr(measured_kernels, "MEASURED_FLOPS", 0.0)  # measure even this small head
     kernels = []
     measured = tied_projection.tied_logits
     monkeypatch.setattr(tied_projection, "tied_logits",
@@ -78,7 +78,7 @@ def test_a_gpt_task_trains_through_the_measured_kernel_and_infers_through_keras(
     assert model.evaluate(texts, batch_size=8, verbose=0, return_dict=True)["loss"] < before
     (choice,) = measured_choices()  # traced with an unknown batch size, timed at 32 sequences of 32 tokens
     assert (choice["rows"], choice["hidden_dim"], choice["vocabulary_size"]) == (
-        tied_projection.UNKNOWN_AXIS_SIZE * 32, embedding.output_dim, embedding.input_dim)
+        measured_kernels.UNKNOWN_AXIS_SIZE * 32, embedding.output_dim, embedding.input_dim)
     assert set(kernels) == {choice["kernel"]}
 
     # Inference is Keras's reverse embedding: same logits as the unpatched layer's own call.

@@ -19,12 +19,13 @@ rather than assumed.
 
 :func:`forward_kernel` times both kernels, once per process for each
 shape and dtype, on random operands of that shape, and keeps XLA only
-where it takes at most :data:`CLEAR_MARGIN` of ``MatMul``'s time, so that
-timing noise does not flip the choice between runs. Products under
-:data:`MEASURED_FLOPS` (every test-sized model) are not timed: they keep
-``MatMul``. :func:`tied_logits` computes the product on the chosen kernel
-and its gradients on ``MatMul``, the embedding's directly in its own
-``[vocabulary_size, hidden_dim]`` orientation.
+where it takes at most :data:`zoo.measured_kernels.CLEAR_MARGIN` of
+``MatMul``'s time, so that timing noise does not flip the choice between
+runs (:mod:`zoo.measured_kernels`). Products under
+:data:`zoo.measured_kernels.MEASURED_FLOPS` (every test-sized model) are
+not timed: they keep ``MatMul``. :func:`tied_logits` computes the product
+on the chosen kernel and its gradients on ``MatMul``, the embedding's
+directly in its own ``[vocabulary_size, hidden_dim]`` orientation.
 
 :func:`measure_tied_projections` gives each tied ``ReversibleEmbedding``
 of a model a ``call`` that takes this path while training in a process
@@ -39,29 +40,19 @@ positions, is unchanged within noise.
 from __future__ import annotations
 
 import math
-import statistics
-import threading
-import time
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from zoo.layer_patches import patch_layers
+from zoo.measured_kernels import UNKNOWN_AXIS_SIZE, MeasuredChoice, median_seconds
 from zoo.precision import has_accelerator
 
 #: The kernels of the forward product: TensorFlow's ``MatMul`` op, or an XLA-compiled matmul.
 KERNELS = ("matmul", "xla")
-#: XLA is chosen only when its median time is at most this fraction of ``MatMul``'s.
-CLEAR_MARGIN = 0.85
-#: Forward products of fewer floating-point operations keep ``MatMul`` untimed.
-MEASURED_FLOPS = 1e9
-#: The size a product is timed at for an axis (the batch) unknown while tracing.
-UNKNOWN_AXIS_SIZE = 32
-_TIMED_CALLS = 3
 
-_choices: dict = {}
-_lock = threading.Lock()
+_choice = MeasuredChoice("matmul", "xla")
 
 
 def _matmul_product(inputs, embeddings):
@@ -101,22 +92,15 @@ def forward_kernel(rows: int, hidden_dim: int, vocabulary_size: int, dtype: str 
     """The kernel of :data:`KERNELS` that runs the forward product of this shape faster here, measured once.
 
     Measured on the current default device; products under
-    :data:`MEASURED_FLOPS` return ``"matmul"`` without being timed.
+    :data:`zoo.measured_kernels.MEASURED_FLOPS` return ``"matmul"`` without
+    being timed.
 
     Example:
         >>> forward_kernel(64, 32, 1000)
         'matmul'
     """
     key = (int(rows), int(hidden_dim), int(vocabulary_size), str(dtype))
-    if 2.0 * rows * hidden_dim * vocabulary_size < MEASURED_FLOPS:
-        return "matmul"
-    with _lock:
-        if key not in _choices:
-            with tf.init_scope():  # eager, even while a training step is being traced
-                seconds = _median_seconds(*key)
-            faster = seconds["xla"] <= CLEAR_MARGIN * seconds["matmul"]
-            _choices[key] = {"kernel": "xla" if faster else "matmul", "seconds": seconds}
-        return _choices[key]["kernel"]
+    return _choice.choose(key, 2.0 * rows * hidden_dim * vocabulary_size, lambda: _median_seconds(*key))
 
 
 def measured_choices() -> list:
@@ -128,25 +112,15 @@ def measured_choices() -> list:
     """
     return [
         {"rows": rows, "hidden_dim": hidden, "vocabulary_size": vocabulary, "dtype": dtype, **choice}
-        for (rows, hidden, vocabulary, dtype), choice in sorted(_choices.items())
+        for (rows, hidden, vocabulary, dtype), choice in _choice.measured()
     ]
 
 
 def _median_seconds(rows: int, hidden_dim: int, vocabulary_size: int, dtype: str) -> dict:
-    """Median seconds of each kernel's forward product on random operands, after one untimed call each."""
+    """Median seconds of each kernel's forward product on random operands of this shape."""
     inputs = tf.cast(tf.random.stateless_normal((rows, hidden_dim), seed=(1, 2)), dtype)
     embeddings = tf.cast(tf.random.stateless_normal((vocabulary_size, hidden_dim), seed=(3, 4)), dtype)
-    seconds = {}
-    for kernel in KERNELS:
-        product = tf.function(_PRODUCTS[kernel], autograph=False)  # as in a traced step: no eager dispatch
-        product(inputs, embeddings)[0, 0].numpy()
-        timed = []
-        for _ in range(_TIMED_CALLS):
-            start = time.perf_counter()
-            product(inputs, embeddings)[0, 0].numpy()
-            timed.append(time.perf_counter() - start)
-        seconds[kernel] = statistics.median(timed)
-    return seconds
+    return median_seconds(_PRODUCTS, inputs, embeddings, calls=3)
 
 
 def measure_tied_projections(model: keras.layers.Layer) -> int:
@@ -154,9 +128,10 @@ def measure_tied_projections(model: keras.layers.Layer) -> int:
 
     The forward kernel is :func:`forward_kernel`'s choice for the traced
     shape (an axis unknown while tracing, the batch, counted as
-    :data:`UNKNOWN_AXIS_SIZE`), in a process without GPU or TPU. Layers
-    with a soft cap, their own reverse dtype or quantization keep Keras's
-    path. Returns the number of layers changed. Idempotent.
+    :data:`zoo.measured_kernels.UNKNOWN_AXIS_SIZE`), in a process without
+    GPU or TPU. Layers with a soft cap, their own reverse dtype or
+    quantization keep Keras's path. Returns the number of layers changed.
+    Idempotent.
 
     Example:
         >>> layer = keras.layers.ReversibleEmbedding(100, 16)
