@@ -38,7 +38,7 @@ from benchmarks import ceiling, corpora, flops, hardware, models, timing  # noqa
 from zoo.files import atomic_write_text  # noqa: E402
 from zoo.precision import resolve_precision  # noqa: E402
 from zoo.text.tokenizer import SPECIAL_TOKENS, train_tokenizer  # noqa: E402
-from zoo.tied_projection import measured_choices  # noqa: E402
+from zoo import compiled_attention, tied_projection  # noqa: E402
 
 RESULTS_FORMAT = 1
 PEAK_DTYPES = ("float32", "bfloat16")
@@ -359,7 +359,8 @@ def run_benchmark(settings: Settings, model_names=tuple(models.MODELS), corpus_n
     result["peaks"] = bench.peaks  # now the medians of every sample (Benchmark.median_peaks)
     result["quality"] = bench.quality()
     result["tokenizer"] = bench.tokenizer_training()
-    result["tied_projection"] = measured_choices()
+    result["tied_projection"] = tied_projection.measured_choices()
+    result["compiled_attention"] = compiled_attention.measured_choices()
     result["elapsed_s"] = time.perf_counter() - started
     return result
 
@@ -444,6 +445,12 @@ def format_table(run: dict) -> str:
             f"tied projection [{choice['rows']}, {choice['hidden_dim']}] x [{choice['vocabulary_size']}, "
             f"{choice['hidden_dim']}]^T {choice['dtype']}: {choice['kernel']} (matmul "
             f"{1e3 * choice['seconds']['matmul']:.1f} ms, xla {1e3 * choice['seconds']['xla']:.1f} ms)"
+        )
+    for choice in run.get("compiled_attention", []):
+        lines.append(
+            f"attention {choice['query_shape']} x {choice['key_positions']} keys {choice['dtype']}, mask "
+            f"{choice['mask_shape']}: {choice['kernel']} (ops {1e3 * choice['seconds']['ops']:.1f} ms, "
+            f"xla {1e3 * choice['seconds']['xla']:.1f} ms)"
         )
     lines.append(f"elapsed {run['elapsed_s']:.0f} s")
     return "\n".join(lines)

@@ -121,3 +121,8 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
               "seconds": {"matmul": 0.2177, "xla": 0.1264}}
     assert ("tied projection [4096, 256] x [8192, 256]^T float32: xla (matmul 217.7 ms, xla 126.4 ms)"
             in run.format_table({**result, "tied_projection": [choice]}).splitlines())
+    assert result["compiled_attention"] == []  # quick models' attention is under a GFLOP: not timed
+    choice = {"query_shape": [32, 4, 128, 64], "key_positions": 128, "dtype": "float32", "mask_shape": [32, 1, 1, 128],
+              "rate": 0.1, "kernel": "xla", "seconds": {"ops": 0.0301, "xla": 0.0232}}
+    assert ("attention [32, 4, 128, 64] x 128 keys float32, mask [32, 1, 1, 128]: xla (ops 30.1 ms, xla 23.2 ms)"
+            in run.format_table({**result, "compiled_attention": [choice]}).splitlines())

@@ -33,10 +33,13 @@ def _spy(monkeypatch, name: str) -> list:
     return calls
 
 
+@pytest.mark.parametrize("kernel", ["ops", "xla"])  # zoo.compiled_attention's choice, forced
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("self_attention", [True, False], ids=["self", "cross"])
-def test_it_trains_exactly_like_keras_attention(dtype, self_attention, monkeypatch):
-    attended, joined = _spy(monkeypatch, "attend"), _spy(monkeypatch, "project_heads")
+def test_it_trains_exactly_like_keras_attention(kernel, dtype, self_attention, monkeypatch):
+    monkeypatch.setattr(head_major_attention, "attention_kernel", lambda *args: kernel)
+    attended = _spy(monkeypatch, "attend" if kernel == "ops" else "compiled_attention")
+    joined = _spy(monkeypatch, "project_heads")
     compute_dtype = keras.DTypePolicy(dtype).compute_dtype  # inputs Keras need not cast: self-attention stays `query is value`
     inputs = tf.cast(tf.random.stateless_normal((2, 12, 32), seed=[5, 6]), compute_dtype)
     value = inputs if self_attention else tf.cast(tf.random.stateless_normal((2, 12, 32), seed=[7, 8]), compute_dtype)
@@ -95,6 +98,17 @@ def test_scores_requests_and_attention_without_dropout_keep_keras_path(monkeypat
     causal = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.5)
     use_head_major_attention(causal)
     assert causal(inputs, inputs, use_causal_mask=True, training=True).shape == (1, 3, 8)
+
+
+def test_attention_whose_dropout_is_keras_own_is_never_compiled(monkeypatch):
+    monkeypatch.setattr(head_major_attention, "attention_kernel", lambda *args: "xla")
+    monkeypatch.setattr(head_major_attention, "compiled_attention", lambda *args: pytest.fail("compiled attention"))
+    attended = _spy(monkeypatch, "attend")
+    inputs = tf.ones((1, 3, 8))
+    layer = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.5)
+    layer(inputs, inputs)
+    use_head_major_attention(layer)  # not use_hashed_dropout: the compiled kernel would drop other elements
+    assert layer(inputs, inputs, training=True).shape == (1, 3, 8) and len(attended) == 1
 
 
 def test_self_attention_with_a_keras_mask_or_lora_keeps_keras_projections(monkeypatch):

@@ -65,8 +65,17 @@ def _keys(seed):
     return k0, _lowbias32(tf.bitwise.bitwise_xor(k0, _u32(_PHI)))
 
 
-def _keep_mask(shape, seed, rate: float):
-    """The boolean keep-mask of `shape`: each element kept with probability ``1 - rate``."""
+def keep_mask(shape, seed, rate: float):
+    """The boolean keep-mask of `shape` for `seed`: each element kept with probability ``1 - rate``.
+
+    :func:`hashed_dropout` keeps exactly these elements of a tensor of that
+    shape, given the same seed and rate.
+
+    Example:
+        >>> keep = keep_mask([4000], tf.constant([7, 0], tf.int64), 0.25)
+        >>> 0.7 < float(tf.reduce_mean(tf.cast(keep, tf.float32))) < 0.8
+        True
+    """
     k0, k1 = _keys(seed)
     index = tf.range(tf.reduce_prod(tf.cast(shape, tf.int64)), dtype=tf.int64)
     low = tf.cast(tf.bitwise.bitwise_and(index, 0xFFFFFFFF), tf.uint32)
@@ -83,7 +92,7 @@ def _compiled(rate: float):
 
     @tf.function(jit_compile=True, autograph=False)
     def forward(inputs, seed):
-        keep = _keep_mask(tf.shape(inputs), seed, rate)
+        keep = keep_mask(tf.shape(inputs), seed, rate)
         return tf.where(keep, inputs * tf.cast(scale, inputs.dtype), tf.zeros_like(inputs)), keep
 
     @tf.function(jit_compile=True, autograph=False)

@@ -25,6 +25,10 @@ of a model (keras-hub's BERT and GPT-2 attention among them) a
 ``_compute_attention`` that takes the head-major path while training with
 dropout, and a ``call`` that also joins the projections of self-attention,
 both with Keras's own masked softmax and the layer's own dropout layer.
+Where that dropout is zoo's hashed one, in a process without GPU or TPU,
+the scores, softmax, dropout and context may instead run as XLA-compiled
+functions (:mod:`zoo.compiled_attention`), for the shapes where those
+were measured clearly faster here; the dropout masks are the same.
 Inference, attention without dropout (Keras's fused
 ``dot_product_attention``), causal masks Keras builds itself (keras-hub
 passes its masks in ``attention_mask``), Keras masks on the inputs,
@@ -40,40 +44,25 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
+from zoo.compiled_attention import attention_kernel, compiled_attention
 from zoo.layer_patches import patch_layers
+from zoo.precision import has_accelerator
 from zoo.projections import keeps_keras_call, projection
 
 HEAD_MAJOR = [0, 2, 1, 3]  # [batch, positions, heads, dim] <-> [batch, heads, positions, dim]
-
-
-def attend_head_major(query, key, value, scale: float, softmax: Callable, dropout: Optional[Callable] = None):
-    """Dot-product attention of ``[batch, positions, heads, head_dim]`` tensors through head-major matmuls.
-
-    `softmax` maps the scaled ``[batch, heads, query, key]`` scores to
-    probabilities (masking them as it needs); `dropout`, if given, is
-    applied to the probabilities. Returns the context in the layout of
-    `query`.
-
-    Example:
-        >>> query = key = value = tf.random.normal((2, 5, 3, 4))
-        >>> context = attend_head_major(query, key, value, 0.5, lambda scores: tf.nn.softmax(scores))
-        >>> scores = tf.einsum("aecd,abcd->acbe", key, query * 0.5)  # Keras's equations
-        >>> reference = tf.einsum("acbe,aecd->abcd", tf.nn.softmax(scores), value)
-        >>> bool(tf.reduce_max(tf.abs(context - reference)) < 1e-5)
-        True
-    """
-    query = tf.transpose(query * tf.cast(scale, query.dtype), HEAD_MAJOR)
-    context = attend(query, tf.transpose(key, HEAD_MAJOR), tf.transpose(value, HEAD_MAJOR), softmax, dropout)
-    return tf.transpose(context, HEAD_MAJOR)
 
 
 def attend(query, key, value, softmax: Callable, dropout: Optional[Callable] = None):
     """Dot-product attention of head-major ``[batch, heads, positions, head_dim]`` tensors, query already scaled.
 
     Example:
-        >>> query = key = value = tf.random.normal((2, 3, 5, 4))
-        >>> attend(query, key, value, lambda scores: tf.nn.softmax(scores)).shape
-        TensorShape([2, 3, 5, 4])
+        >>> query = key = value = tf.random.normal((2, 5, 3, 4))  # [batch, positions, heads, head_dim]
+        >>> head_major = [tf.transpose(tensor, HEAD_MAJOR) for tensor in (query * 0.5, key, value)]
+        >>> context = tf.transpose(attend(*head_major, lambda scores: tf.nn.softmax(scores)), HEAD_MAJOR)
+        >>> scores = tf.einsum("aecd,abcd->acbe", key, query * 0.5)  # Keras's equations
+        >>> reference = tf.einsum("acbe,aecd->abcd", tf.nn.softmax(scores), value)
+        >>> bool(tf.reduce_max(tf.abs(context - reference)) < 1e-5)
+        True
     """
     probabilities = softmax(tf.matmul(query, key, transpose_b=True))
     if dropout is not None:
@@ -162,12 +151,10 @@ def _head_major_compute_attention(layer, keras_compute_attention):
                 query, key, value, attention_mask=attention_mask, training=training,
                 return_attention_scores=return_attention_scores, use_causal_mask=use_causal_mask,
             )
-        context = attend_head_major(
-            query, key, value, layer._inverse_sqrt_key_dim,
-            softmax=lambda scores: layer._masked_softmax(scores, attention_mask),
-            dropout=lambda probabilities: layer._dropout_layer(probabilities, training=training),
-        )
-        return context, None
+        query = tf.transpose(query * tf.cast(layer._inverse_sqrt_key_dim, query.dtype), HEAD_MAJOR)
+        context = _attend(layer, query, tf.transpose(key, HEAD_MAJOR), tf.transpose(value, HEAD_MAJOR),
+                          attention_mask, training)
+        return tf.transpose(context, HEAD_MAJOR), None
 
     return compute_attention
 
@@ -185,14 +172,50 @@ def _self_attention_call(layer, keras_call):
             biases = [tf.cast(d.bias, query.dtype) for d in dense]
             biases[0] = biases[0] * scale
         projected_query, projected_key, projected_value = project_heads(query, kernels, biases)
-        context = attend(
-            projected_query, projected_key, projected_value,
-            softmax=lambda scores: layer._masked_softmax(scores, attention_mask),
-            dropout=lambda probabilities: layer._dropout_layer(probabilities, training=training),
-        )
+        context = _attend(layer, projected_query, projected_key, projected_value, attention_mask, training)
         return layer._output_dense(tf.transpose(context, HEAD_MAJOR))
 
     return call
+
+
+def _attend(layer, query, key, value, attention_mask, training):
+    """`layer`'s attention of head-major projections (query scaled), on the kernel measured faster for its shape.
+
+    :func:`zoo.compiled_attention.compiled_attention` where it computes the
+    layer's own softmax and dropout and was measured faster here,
+    :func:`attend` with the layer's softmax and dropout layers otherwise.
+    """
+    if _compilable(layer):
+        mask = None if attention_mask is None else tf.convert_to_tensor(attention_mask)
+        if mask is not None:
+            mask = mask if mask.dtype == tf.bool else mask > tf.cast(0.5, mask.dtype)  # as Keras's softmax reads it
+            for _ in range(len(query.shape) - len(mask.shape)):
+                mask = tf.expand_dims(mask, -3)  # as Keras expands it: [batch, query, key] -> [batch, 1, query, key]
+        dropout = layer._dropout_layer
+        mask_shape = None if mask is None else tuple(mask.shape)
+        if attention_kernel(query.shape, key.shape[-2], query.dtype, mask_shape, dropout.rate) == "xla":
+            return compiled_attention(query, key, value, mask, dropout.rate, dropout.seed_generator.next())
+    return attend(
+        query, key, value,
+        softmax=lambda scores: layer._masked_softmax(scores, attention_mask),
+        dropout=lambda probabilities: layer._dropout_layer(probabilities, training=training),
+    )
+
+
+def _compilable(layer) -> bool:
+    """Whether :func:`zoo.compiled_attention.compiled_attention` computes exactly `layer`'s softmax and dropout.
+
+    That is Keras's masked softmax (not a subclass's own) over the key axis
+    and zoo's hashed dropout, in a process without GPU or TPU (where zoo
+    compiles the whole step with XLA).
+    """
+    softmax, dropout = getattr(layer, "_softmax", None), layer._dropout_layer
+    axis = getattr(softmax, "axis", None)
+    axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+    keras_softmax = type(layer)._masked_softmax is keras.layers.MultiHeadAttention._masked_softmax
+    return (keras_softmax and type(softmax) is keras.layers.Softmax and axes in ((-1,), (3,))
+            and getattr(dropout, "_zoo_hashed_dropout", False) and dropout.noise_shape is None
+            and 0.0 < dropout.rate < 1.0 and not has_accelerator())
 
 
 def _joins_projections(layer, query, value, key, training, options) -> bool:

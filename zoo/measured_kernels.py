@@ -4,10 +4,10 @@ Which of TensorFlow's ops and an XLA-compiled function runs a product
 faster on a CPU depends on the processor: on the Zen 3 machine of
 ``benchmarks/RESULTS.md`` XLA's matmuls beat oneDNN's at some shapes, on
 the Intel machine of 2026-12-04 they were slower. zoo's training fast
-paths that have two such kernels (:mod:`zoo.tied_projection`) therefore
-time both, on random operands of the shape being traced, the first time
-a shape is met in a process, and keep the candidate kernel only where it
-takes at most
+paths that have two such kernels (:mod:`zoo.tied_projection`,
+:mod:`zoo.compiled_attention`) therefore time both, on random operands
+of the shape being traced, the first time a shape is met in a process,
+and keep the candidate kernel only where it takes at most
 :data:`CLEAR_MARGIN` of the baseline's time, so that timing noise does
 not flip the choice between runs. Work under :data:`MEASURED_FLOPS`
 (every test-sized model) keeps the baseline untimed.
