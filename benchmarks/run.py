@@ -35,10 +35,10 @@ import keras_hub  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import ceiling, corpora, flops, hardware, models, timing  # noqa: E402
+from zoo import compiled_attention, tied_projection  # noqa: E402
 from zoo.files import atomic_write_text  # noqa: E402
 from zoo.precision import resolve_precision  # noqa: E402
 from zoo.text.tokenizer import SPECIAL_TOKENS, train_tokenizer  # noqa: E402
-from zoo import compiled_attention, tied_projection  # noqa: E402
 
 RESULTS_FORMAT = 1
 PEAK_DTYPES = ("float32", "bfloat16")

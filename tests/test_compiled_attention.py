@@ -16,7 +16,7 @@ SEED = tf.constant([12, 34], tf.int64)
 @pytest.fixture
 def fresh_choices(monkeypatch):
     """An empty record of measured attention shapes for this test."""
-    monkeypatch.setattr(attention, "_choice", measured_kernels.MeasuredChoice("ops", "xla"))
+    monkeypatch.setattr(attention, "_choice", measured_kernels.MeasuredChoice(*attention.KERNELS))
 
 
 def _operands(dtype, batch=2, heads=3, positions=7, head_dim=4):

@@ -13,7 +13,7 @@ from zoo.tied_projection import forward_kernel, measure_tied_projections, measur
 @pytest.fixture
 def fresh_choices(monkeypatch):
     """An empty record of measured shapes for this test."""
-    monkeypatch.setattr(tied_projection, "_choice", measured_kernels.MeasuredChoice("matmul", "xla"))
+    monkeypatch.setattr(tied_projection, "_choice", measured_kernels.MeasuredChoice(*tied_projection.KERNELS))
 
 
 @pytest.mark.parametrize("kernel", tied_projection.KERNELS)

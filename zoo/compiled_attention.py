@@ -41,7 +41,7 @@ import keras
 import tensorflow as tf
 
 from zoo.hashed_dropout import hashed_dropout, keep_mask
-from zoo.measured_kernels import UNKNOWN_AXIS_SIZE, MeasuredChoice, median_seconds
+from zoo.measured_kernels import MeasuredChoice, median_seconds, timed_shape
 
 #: The kernels of a layer's attention: TensorFlow's ops (batch matmuls, Keras's softmax, hashed dropout), or XLA.
 KERNELS = ("ops", "xla")
@@ -114,7 +114,7 @@ def compiled_attention(query, key, value, mask, rate: float, seed):
     return attended(tf.convert_to_tensor(query), tf.convert_to_tensor(key), tf.convert_to_tensor(value))
 
 
-_choice = MeasuredChoice("ops", "xla")
+_choice = MeasuredChoice(*KERNELS)
 
 
 def attention_kernel(query_shape, key_positions: int, dtype, mask_shape: Optional[tuple], rate: float) -> str:
@@ -130,9 +130,8 @@ def attention_kernel(query_shape, key_positions: int, dtype, mask_shape: Optiona
         >>> attention_kernel((2, 4, 16, 8), 16, "float32", (2, 1, 16, 16), 0.1)
         'ops'
     """
-    query_shape = tuple(UNKNOWN_AXIS_SIZE if size is None else int(size) for size in query_shape)
-    if mask_shape is not None:
-        mask_shape = tuple(UNKNOWN_AXIS_SIZE if size is None else int(size) for size in mask_shape)
+    query_shape = timed_shape(query_shape)
+    mask_shape = None if mask_shape is None else timed_shape(mask_shape)
     key = (query_shape, int(key_positions), tf.as_dtype(dtype).name, mask_shape, float(rate))
     flops = 12.0 * math.prod(query_shape) * key_positions  # six products of 2·batch·heads·query·key·head_dim
     return _choice.choose(key, flops, lambda: _median_seconds(*key))

@@ -70,6 +70,16 @@ class MeasuredChoice:
         return sorted(self._choices.items())
 
 
+def timed_shape(shape) -> tuple:
+    """The shape a kernel is timed at: `shape` with each axis unknown while tracing as :data:`UNKNOWN_AXIS_SIZE`.
+
+    Example:
+        >>> timed_shape((None, 128, 256))
+        (32, 128, 256)
+    """
+    return tuple(UNKNOWN_AXIS_SIZE if size is None else int(size) for size in shape)
+
+
 def median_seconds(kernels: dict, *operands, calls: int = 5) -> dict:
     """Median seconds of each of `kernels` (name: function) called on `operands`, `calls` times, interleaved.
 

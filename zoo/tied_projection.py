@@ -46,13 +46,13 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.layer_patches import patch_layers
-from zoo.measured_kernels import UNKNOWN_AXIS_SIZE, MeasuredChoice, median_seconds
+from zoo.measured_kernels import MeasuredChoice, median_seconds, timed_shape
 from zoo.precision import has_accelerator
 
 #: The kernels of the forward product: TensorFlow's ``MatMul`` op, or an XLA-compiled matmul.
 KERNELS = ("matmul", "xla")
 
-_choice = MeasuredChoice("matmul", "xla")
+_choice = MeasuredChoice(*KERNELS)
 
 
 def _matmul_product(inputs, embeddings):
@@ -154,7 +154,7 @@ def _measured_call(layer, keras_call):
         hidden_dim = inputs.shape[-1]
         embeddings = ops.cast(layer.embeddings, layer.compute_dtype)
         flat = ops.reshape(ops.cast(inputs, layer.compute_dtype), (-1, hidden_dim))
-        rows = math.prod(UNKNOWN_AXIS_SIZE if size is None else size for size in inputs.shape[:-1])
+        rows = math.prod(timed_shape(inputs.shape[:-1]))
         kernel = forward_kernel(rows, hidden_dim, layer.input_dim, layer.compute_dtype)
         logits = tied_logits(flat, embeddings, kernel)
         return ops.reshape(logits, (*ops.shape(inputs)[:-1], layer.input_dim))
