@@ -5,7 +5,7 @@
 - ``default``: TensorFlow's default strategy (one device, no replication).
 - ``one_device``: the first GPU, else the CPU.
 - ``mirrored``: synchronous data parallelism over the local GPUs, or over
-  the logical CPUs when there is no GPU.
+  the logical CPUs when there is no GPU (:func:`mirrored_strategy`).
 - ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in
   ``TF_CONFIG``; every worker runs the same command.
 - ``tpu``: ``TPUStrategy`` on the TPU cluster that resolves.
@@ -42,7 +42,7 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
         if _tpu_attached():
             return _tpu_strategy()
         if len(tf.config.list_logical_devices("GPU")) > 1:
-            return _mirrored()
+            return mirrored_strategy()
         return tf.distribute.get_strategy()
     if name == "default":
         return tf.distribute.get_strategy()
@@ -50,7 +50,7 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "mirrored":
-        return _mirrored()
+        return mirrored_strategy()
     if name == "multi_worker":
         _check_tf_config()
         return _MultiWorkerMirrored()
@@ -86,14 +86,26 @@ def worker_label(strategy: tf.distribute.Strategy) -> str:
     return f"{resolver.task_type}-{resolver.task_id}"
 
 
-def _mirrored() -> tf.distribute.Strategy:
-    devices = [device.name for device in tf.config.list_logical_devices("GPU")]
-    if devices:
+def mirrored_strategy(devices=None) -> tf.distribute.MirroredStrategy:
+    """``MirroredStrategy`` over `devices`: by default the local GPUs, or the logical CPUs without one.
+
+    Over CPUs the replicas' gradients are summed on the first of them, not
+    by collective ops. Logical CPUs share one memory, so that is as fast,
+    and TensorFlow numbers the collectives of every ``MirroredStrategy``
+    in a process from the same key: a second strategy's all-reduce would
+    meet the first one's and fail on their shapes. With this, any number
+    of strategies, one after another, train in one process.
+
+    Example:
+        >>> mirrored_strategy(["/cpu:0"]).num_replicas_in_sync
+        1
+    """
+    if devices is None:
+        devices = [device.name for device in tf.config.list_logical_devices("GPU")]
+        devices = devices or [device.name for device in tf.config.list_logical_devices("CPU")]
+    devices = list(devices)
+    if any(tf.DeviceSpec.from_string(device).device_type == "GPU" for device in devices):
         return tf.distribute.MirroredStrategy(devices)
-    # Logical CPUs share one memory: summing on one of them is as fast as a
-    # collective, and collectives of several strategies in one process can
-    # pair up gradients of different variables.
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 

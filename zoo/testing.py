@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from zoo import registry
 from zoo.builder import build
+from zoo.distribute import mirrored_strategy
 from zoo.errors import ConfigError, IncompatibleError
 from zoo.export import export, serving_functions
 from zoo.objective import Objective
@@ -246,7 +247,7 @@ def run_task_test(model: str, objective, *, texts=None, sequence_length: int = 3
         _check(len(devices) == 2, "MirroredStrategy needs two logical CPUs: call "
                "zoo.testing.use_two_logical_cpus() at the top of conftest.py")
         tf.keras.utils.set_random_seed(seed)
-        strategy = tf.distribute.MirroredStrategy(devices)
+        strategy = mirrored_strategy(devices)
         with strategy.scope():
             distributed = build(model, objective=objective, sequence_length=sequence_length, seed=seed, **overrides)
         _check(strategy.num_replicas_in_sync == 2, "MirroredStrategy did not get two replicas")
