@@ -19,6 +19,7 @@ strategy's scope is fitted on a ``tf.data.Dataset``.
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import os
 
@@ -27,6 +28,9 @@ import tensorflow as tf
 from zoo.errors import ConfigError, unknown_name
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+
+#: Collective group keys each :func:`mirrored_strategy` reserves (TensorFlow takes one per device group).
+COLLECTIVE_KEYS_PER_STRATEGY = 10_000
 
 
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -87,14 +91,14 @@ def worker_label(strategy: tf.distribute.Strategy) -> str:
 
 
 def mirrored_strategy(devices=None) -> tf.distribute.MirroredStrategy:
-    """``MirroredStrategy`` over `devices`: by default the local GPUs, or the logical CPUs without one.
+    """``MirroredStrategy`` over `devices` (default: the local GPUs, or the logical CPUs without one).
 
-    Over CPUs the replicas' gradients are summed on the first of them, not
-    by collective ops. Logical CPUs share one memory, so that is as fast,
-    and TensorFlow numbers the collectives of every ``MirroredStrategy``
-    in a process from the same key: a second strategy's all-reduce would
-    meet the first one's and fail on their shapes. With this, any number
-    of strategies, one after another, train in one process.
+    TensorFlow numbers the collective ops of every ``MirroredStrategy`` in
+    a process from the same keys, so a second strategy's first all-reduce
+    meets the first strategy's and fails on their shapes
+    (tensorflow/tensorflow#62790). Each strategy made here takes keys of
+    its own, so any number of them, one after another, train in one
+    process.
 
     Example:
         >>> mirrored_strategy(["/cpu:0"]).num_replicas_in_sync
@@ -103,10 +107,19 @@ def mirrored_strategy(devices=None) -> tf.distribute.MirroredStrategy:
     if devices is None:
         devices = [device.name for device in tf.config.list_logical_devices("GPU")]
         devices = devices or [device.name for device in tf.config.list_logical_devices("CPU")]
-    devices = list(devices)
-    if any(tf.DeviceSpec.from_string(device).device_type == "GPU" for device in devices):
-        return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return _KeyedMirroredStrategy(list(devices))
+
+
+class _KeyedMirroredStrategy(tf.distribute.MirroredStrategy):
+    """``MirroredStrategy`` whose collective keys no other strategy of this process uses."""
+
+    _key_bases = itertools.count(1)
+
+    def __init__(self, devices):
+        # TensorFlow's MirroredExtended starts the strategy's collective keys here (a class
+        # attribute of 0 otherwise; its own tests set it the same way).
+        self._collective_key_base = next(self._key_bases) * COLLECTIVE_KEYS_PER_STRATEGY
+        super().__init__(devices)
 
 
 class _MultiWorkerMirrored(tf.distribute.MultiWorkerMirroredStrategy):
