@@ -66,6 +66,24 @@ def test_fit_under_mirrored_strategies_on_two_cpus_one_after_another(texts):
         assert history.history["loss"][-1] < history.history["loss"][0]
 
 
+def test_steps_compiled_whole_by_xla_train_every_family(texts):
+    # On a GPU or TPU, Keras's jit_compile="auto" compiles the whole training step (zoo's
+    # own XLA functions nested inside it); on a CPU-only machine it never does, so force it.
+    # Both precisions a GPU's `auto` can pick, each on two families.
+    runs = [("bert", "mlm", "float32"), ("gpt", "clm", "mixed_bfloat16"), ("lstm_lm", "clm", "mixed_bfloat16"),
+            ("autoencoder", "denoising", "float32")]
+    for model_name, objective, precision in runs:
+        tf.keras.utils.set_random_seed(0)
+        model = zoo.build(model_name, objective=objective, sequence_length=32, precision=precision,
+                          **({"num_layers": 1, "hidden_dim": 32, "intermediate_dim": 64, "num_heads": 2}
+                             if model_name in ("bert", "gpt") else {}))
+        model.compile(jit_compile=True)
+        assert model.jit_compile is True, model_name
+        history = model.fit(texts, batch_size=8, epochs=2, steps_per_epoch=8, verbose=0)
+        losses = history.history["loss"]
+        assert np.isfinite(losses).all() and losses[-1] < losses[0], (model_name, precision, losses)
+
+
 def test_labels_for_self_supervised_fit_are_rejected(texts):
     model = zoo.build("gpt", objective="clm", sequence_length=16)
     with pytest.raises(zoo.ZooError, match="make their own labels"):
