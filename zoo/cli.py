@@ -14,7 +14,6 @@ Bad input prints one line on stderr and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -105,7 +104,6 @@ def main(argv=None) -> int:
         ...
         0
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parser().parse_args(argv)
     from zoo.errors import ZooError
 

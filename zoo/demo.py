@@ -7,12 +7,9 @@ standard library), then fills in a mask. Takes a few minutes on 2 CPU cores.
 
 from __future__ import annotations
 
-import os
-
 
 def main(epochs: int = 3) -> dict:
     """Train, print and return the held-out metrics before and after training."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
 
