@@ -19,12 +19,11 @@ import importlib.metadata
 import os
 import pathlib
 import platform
-import statistics
-import time
 
 import tensorflow as tf
 
 from zoo.allocator import caching_allocator_active
+from zoo.measured_kernels import median_seconds
 
 #: Distributions whose versions the results record.
 DISTRIBUTIONS = ("zoo-selfsup", "tensorflow", "tensorflow-text", "keras", "keras-hub", "tokenizers")
@@ -101,34 +100,48 @@ def versions() -> dict:
     return found
 
 
-def matmul_peak(dtype: str, size: int, repeats: int = 5) -> dict:
-    """Measured matmul throughput: the median of `repeats` timed ``size × size`` products.
+def matmul_kernels(**matmul_options) -> dict:
+    """One product on each kernel a peak or ceiling is timed on: TensorFlow's matmul op and XLA's dot.
 
-    Each timed call runs one ``tf.linalg.matmul`` of two random square
-    matrices (``2·size³`` FLOPs) in a ``tf.function``, after one warm-up
-    call; reading one element of the product waits for it to finish.
+    The values are functions of the two operands, ``tf.linalg.matmul(x, y,
+    **matmul_options)``; ``"xla"`` is compiled (``jit_compile``). Which is
+    faster depends on the processor and the shape: on the Zen 3 machine of
+    ``RESULTS.md`` XLA's square float32 product runs about 1.2 times as fast
+    as TensorFlow's op, on the Intel machine of 2026-12-04 oneDNN's ran faster.
+
+    Example:
+        >>> kernels = matmul_kernels(transpose_b=True)
+        >>> sorted(kernels), kernels["xla"](tf.ones([2, 3]), tf.ones([4, 3])).shape
+        (['matmul', 'xla'], TensorShape([2, 4]))
+    """
+    def product(x, y):
+        return tf.linalg.matmul(x, y, **matmul_options)
+
+    return {"matmul": product, "xla": tf.function(product, jit_compile=True, autograph=False)}
+
+
+def matmul_peak(dtype: str, size: int, repeats: int = 5) -> dict:
+    """Measured matmul throughput: ``size × size`` products on the faster of :func:`matmul_kernels`.
+
+    Both kernels multiply the same two random square matrices (``2·size³``
+    FLOPs), `repeats` timed calls each, alternating, after a warm-up call
+    (``zoo.measured_kernels.median_seconds``). The peak is the faster
+    kernel's median (``kernel``); ``kernel_flops_per_s`` gives both.
 
     Example:
         >>> peak = matmul_peak("float32", 64, repeats=2)
-        >>> peak["flops_per_s"] > 0
+        >>> peak["flops_per_s"] == max(peak["kernel_flops_per_s"].values()) > 0
         True
     """
     a = tf.random.stateless_normal([size, size], seed=[1, 2], dtype=tf.float32)
     b = tf.random.stateless_normal([size, size], seed=[3, 4], dtype=tf.float32)
     a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-
-    @tf.function
-    def product(x, y):
-        return tf.linalg.matmul(x, y)[0, 0]
-
-    product(a, b).numpy()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a, b).numpy()
-        seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
-    return {"dtype": dtype, "size": size, "median_s": median, "flops_per_s": 2.0 * size**3 / median}
+    seconds = median_seconds(matmul_kernels(), a, b, calls=repeats)
+    kernel = min(seconds, key=seconds.get)
+    flops = 2.0 * size**3
+    return {"dtype": dtype, "size": size, "kernel": kernel, "median_s": seconds[kernel],
+            "flops_per_s": flops / seconds[kernel],
+            "kernel_flops_per_s": {name: flops / time_s for name, time_s in seconds.items()}}
 
 
 class PeakMemory:

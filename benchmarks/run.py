@@ -109,6 +109,7 @@ class Benchmark:
         self.default_precision = resolve_precision("auto")
         self.peaks = {}
         self.peak_samples = {dtype: [] for dtype in PEAK_DTYPES}
+        self.peak_kernels = {dtype: [] for dtype in PEAK_DTYPES}  # the faster kernel at each sample
         self.texts = {}
         self.tokenizers = {}
 
@@ -119,22 +120,24 @@ class Benchmark:
         for dtype in PEAK_DTYPES:
             _log(f"matmul peak {dtype} ({self.settings.matmul_size}²)")
             self.peaks[dtype] = hardware.matmul_peak(dtype, self.settings.matmul_size)
-            self.peak_samples[dtype].append(self.peaks[dtype]["flops_per_s"])
+            self._keep_sample(self.peaks[dtype])
         return self.peaks
 
     def sample_peaks(self) -> dict:
         """One more matmul peak sample of each dtype, taken now (before a row trains), in FLOP/s."""
-        sample = {dtype: hardware.matmul_peak(dtype, self.settings.matmul_size)["flops_per_s"]
-                  for dtype in PEAK_DTYPES}
-        for dtype, value in sample.items():
-            self.peak_samples[dtype].append(value)
-        return sample
+        return {dtype: self._keep_sample(hardware.matmul_peak(dtype, self.settings.matmul_size))
+                for dtype in PEAK_DTYPES}
+
+    def _keep_sample(self, peak: dict) -> float:
+        self.peak_samples[peak["dtype"]].append(peak["flops_per_s"])
+        self.peak_kernels[peak["dtype"]].append(peak["kernel"])
+        return peak["flops_per_s"]
 
     def median_peaks(self) -> dict:
         """Each dtype's peak over the run: the median of its samples, which the MFU figures divide by."""
         for dtype, samples in self.peak_samples.items():
             self.peaks[dtype].update(flops_per_s=statistics.median(samples), samples=list(samples),
-                                     first_flops_per_s=samples[0])
+                                     sample_kernels=list(self.peak_kernels[dtype]), first_flops_per_s=samples[0])
         return self.peaks
 
     def prepare_corpora(self) -> dict:
@@ -385,6 +388,12 @@ def _number(value, digits: int = 0, scale: float = 1.0) -> str:
     return f"{value * scale:,.{digits}f}"
 
 
+def _peak_kernels(peak: dict) -> str:
+    """`` (faster kernel per sample: matmul 4, xla 9)``: which kernel each peak sample was taken on."""
+    kernels = peak["sample_kernels"]
+    return f" (faster kernel per sample: {', '.join(f'{k} {kernels.count(k)}' for k in sorted(set(kernels)))})"
+
+
 def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -401,8 +410,8 @@ def format_table(run: dict) -> str:
     peaks = run["peaks"]
     lines.append(
         f"matmul peak (median of {len(peaks['float32'].get('samples', [0]))} samples): "
-        f"float32 {_number(peaks['float32']['flops_per_s'], 1, 1e-9)} GFLOP/s, "
-        f"bfloat16 {_number(peaks['bfloat16']['flops_per_s'], 1, 1e-9)} GFLOP/s"
+        + ", ".join(f"{dtype} {_number(peaks[dtype]['flops_per_s'], 1, 1e-9)} GFLOP/s{_peak_kernels(peaks[dtype])}"
+                    for dtype in ("float32", "bfloat16"))
     )
     header = (f"{'row':<24}{'zoo tok/s':>11}{'hub tok/s':>11}{'ratio':>7}{'zoo st/s':>10}{'hub st/s':>10}"
               f"{'zoo MFU32':>10}{'adj32':>7}{'ceil32':>8}{'hub MFU32':>10}{'zoo MB':>8}{'hub MB':>8}{'zoo 1st s':>10}{'hub 1st s':>10}"

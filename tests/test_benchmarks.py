@@ -93,6 +93,8 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
         assert ("matmul_ceiling" in row["zoo"]) == (row["model"] != "lstm_clm")
         if row["model"] != "lstm_clm":
             assert 0 < row["zoo"]["matmul_ceiling"]["mfu"] < math.inf
+            for product in row["zoo"]["matmul_ceiling"]["products"]:  # each product on its faster kernel
+                assert 0 < product["seconds"] <= min(product["kernel_seconds"].values())
             assert row["zoo"]["matmul_ceiling"]["dtype"] == ("float32" if row["zoo"]["precision"] == "float32"
                                                               else "bfloat16")
         if row["keras_hub"] is not None:
@@ -107,6 +109,11 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
         samples = result["peaks"][dtype]["samples"]
         assert len(samples) == 1 + sides and all(sample > 0 for sample in samples)
         assert result["peaks"][dtype]["flops_per_s"] == pytest.approx(statistics.median(samples))
+        # each sample is the faster of TensorFlow's matmul op and XLA's dot
+        assert len(result["peaks"][dtype]["sample_kernels"]) == len(samples)
+        first = result["peaks"][dtype]
+        assert first["first_flops_per_s"] == max(first["kernel_flops_per_s"].values())
+        assert first["kernel"] == max(first["kernel_flops_per_s"], key=first["kernel_flops_per_s"].get)
     tokenizer = result["tokenizer"]
     assert tokenizer["zoo_s"] > 0 and tokenizer["keras_hub_s"] > 0 and math.isfinite(tokenizer["speedup"])
     quality = result["quality"]
