@@ -1,16 +1,20 @@
-"""The matmul ceiling of a transformer training step: the MFU it would reach running nothing but its matmuls.
+"""The matmul ceiling of a transformer training step: the MFU it would reach running its matmuls one by one.
 
 Model FLOPs (:mod:`benchmarks.flops`) are all matmul FLOPs. Timing each of
 those matmuls alone, at the model's own shapes and compute dtype, each on
 the faster of TensorFlow's matmul op and XLA's compiled dot (the kernels
 the peak is timed on, :func:`benchmarks.hardware.matmul_kernels`), gives
-the least time a step can take while it still computes them. The step's model FLOPs over that time,
-over the measured peak, is the highest MFU the step could show if every
-other op (normalisation, activations, dropout, softmax, transposes, the
-optimizer) took no time at all. It is the yardstick for the MFU column:
-the gap between the two is what the rest of the step costs; the gap
-between the ceiling and 100% is what the matmul kernels lose at these
-shapes against the large square product of the peak.
+the time a step would take running them one after another and nothing
+else. The step's model FLOPs over that time, over the measured peak, is
+the ceiling: the yardstick for the MFU column, and what the matmul kernels
+lose at these shapes against the large square product of the peak (the
+gap between the ceiling and 100%).
+
+It is not an upper bound on a step's MFU. TensorFlow runs a step's
+independent ops at once on its inter-op threads, and two small matmuls
+at once can use the cores better than each alone: on the Zen 3 machine of
+``RESULTS.md``, zoo's BERT step took 0.81 s against 0.96 s for its matmuls
+timed alone, and 0.94–1.04 s with one inter-op thread.
 
 Each forward matmul ``[m, k] × [k, n]`` of a training step comes with its
 two gradients, ``[m, n] × [n, k]ᵀ`` (with respect to the input) and
