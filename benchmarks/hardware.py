@@ -107,7 +107,8 @@ def matmul_kernels(**matmul_options) -> dict:
     **matmul_options)``; ``"xla"`` is compiled (``jit_compile``). Which is
     faster depends on the processor and the shape: on the Zen 3 machine of
     ``RESULTS.md`` XLA's square float32 product runs about 1.2 times as fast
-    as TensorFlow's op, on the Intel machine of 2026-12-04 oneDNN's ran faster.
+    as TensorFlow's op; on the Intel machine of 2026-12-04, at the model's
+    shapes, oneDNN's ran as fast as XLA's or faster.
 
     Example:
         >>> kernels = matmul_kernels(transpose_b=True)
