@@ -136,8 +136,9 @@ class Benchmark:
     def median_peaks(self) -> dict:
         """Each dtype's peak over the run: the median of its samples, which the MFU figures divide by."""
         for dtype, samples in self.peak_samples.items():
-            self.peaks[dtype].update(flops_per_s=statistics.median(samples), samples=list(samples),
-                                     sample_kernels=list(self.peak_kernels[dtype]), first_flops_per_s=samples[0])
+            peak, median = self.peaks[dtype], statistics.median(samples)
+            peak.update(flops_per_s=median, median_s=2.0 * peak["size"] ** 3 / median, samples=list(samples),
+                        sample_kernels=list(self.peak_kernels[dtype]), first_flops_per_s=samples[0])
         return self.peaks
 
     def prepare_corpora(self) -> dict:

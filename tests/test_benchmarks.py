@@ -109,6 +109,8 @@ def test_quick_run_writes_every_row_with_positive_figures(tmp_path):
         samples = result["peaks"][dtype]["samples"]
         assert len(samples) == 1 + sides and all(sample > 0 for sample in samples)
         assert result["peaks"][dtype]["flops_per_s"] == pytest.approx(statistics.median(samples))
+        size = result["peaks"][dtype]["size"]
+        assert result["peaks"][dtype]["median_s"] == pytest.approx(2 * size**3 / statistics.median(samples))
         # each sample is the faster of TensorFlow's matmul op and XLA's dot
         assert len(result["peaks"][dtype]["sample_kernels"]) == len(samples)
         first = result["peaks"][dtype]
