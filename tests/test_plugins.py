@@ -2,6 +2,7 @@
 
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 
@@ -186,6 +187,21 @@ def test_third_party_model_family_trains_and_is_listed_with_its_origin(tmp_path,
     assert cli.main(["list"]) == 0
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["bag_of_words"]]
     assert line.split()[1:] == ["bidirectional", "zoo-bag-of-words", "1.2.3", "(plugin", "'zoo_bag_of_words')"]
+
+
+def test_a_saved_task_with_a_plugin_objective_loads_only_where_the_plugin_is_installed(
+        tmp_path, monkeypatch, fresh_plugins):
+    install_fake_distribution(tmp_path, monkeypatch, "zoo-token-copy", "zoo_token_copy", GOOD_OBJECTIVE)
+    model = zoo.build("bert", objective={"token_copy": {"loss_weight": 0.5}}, num_layers=1, sequence_length=16)
+    model.save(tmp_path / "task.keras")
+    loaded = keras.saving.load_model(tmp_path / "task.keras")
+    assert [(o.name, o.loss_weight) for o in loaded.objectives] == [("token_copy", 0.5)]
+
+    monkeypatch.setenv(plugins.DISABLE_AUTOLOAD_ENV, "1")
+    plugins.reset()
+    with pytest.raises(UnknownNameError, match=r"cannot rebuild the saved task: unknown objective 'token_copy'.*"
+                                               r"Install the plugin that provides it"):
+        keras.saving.load_model(tmp_path / "task.keras")
 
 
 def test_with_three_broken_plugins_installed_a_good_plugin_and_the_builtins_still_train(

@@ -32,7 +32,9 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
             from the overrides if given.
         sequence_length: length of training examples; default
             ``min(128, max_sequence_length)``.
-        seed: seed of the data pipeline.
+        seed: seed of the data pipeline's shuffling and corruption; as with
+            any TensorFlow op seed, the streams also follow TensorFlow's
+            global seed (``keras.utils.set_random_seed``).
         precision: ``auto`` (mixed bfloat16 where the hardware runs it
             faster, else float32), ``float32``, ``mixed_bfloat16`` or
             ``mixed_float16``; see :mod:`zoo.precision`.
@@ -73,12 +75,14 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
             spec = dataclasses.replace(
                 spec, sentinel_ids=tokenizer.sentinel_ids, sentence_end_ids=tokenizer.sentence_end_ids
             )
-        task = _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed)
+        arguments = dict(model=family.name, size=size, sequence_length=sequence_length, seed=seed,
+                         precision=precision, overrides=dict(overrides))
+        task = _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed, arguments)
     task.compile()
     return task
 
 
-def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed) -> Task:
+def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed, arguments) -> Task:
     for instance in objectives:
         missing = set(instance.requires) - set(spec.capabilities)
         if missing:
@@ -89,7 +93,7 @@ def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed) 
     if not spec.max_sequence_length:  # a backbone of feature vectors: no sequences
         if sequence_length is not None:
             raise ConfigError(f"{family.name} built on feature vectors takes no sequence_length; drop it")
-        return Task(backbone, spec, objectives, tokenizer, 0, seed=seed)
+        return Task(backbone, spec, objectives, tokenizer, 0, seed=seed, build_arguments=arguments)
     if sequence_length is None:
         sequence_length = min(DEFAULT_SEQUENCE_LENGTH, spec.max_sequence_length)
     if not 2 <= sequence_length <= spec.max_sequence_length:
@@ -97,7 +101,7 @@ def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed) 
             f"sequence_length must be between 2 and {family.name}'s max_sequence_length "
             f"{spec.max_sequence_length}, got {sequence_length}; raise max_sequence_length or shorten it"
         )
-    return Task(backbone, spec, objectives, tokenizer, sequence_length, seed=seed)
+    return Task(backbone, spec, objectives, tokenizer, sequence_length, seed=seed, build_arguments=arguments)
 
 
 def _objectives(objective, default: str) -> list:

@@ -34,9 +34,37 @@ def cache_dir() -> pathlib.Path:
     return path
 
 
-def _temporary_sibling(path: pathlib.Path) -> pathlib.Path:
-    """A fresh hidden name in the folder of `path`."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def _temporary_sibling(path: pathlib.Path, suffix: str = "") -> pathlib.Path:
+    """A fresh hidden name in the folder of `path`, ending in ``.tmp`` and `suffix`."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_file(path) -> Iterator[pathlib.Path]:
+    """Yield a temporary file name that becomes `path` (fsynced, renamed) on normal exit.
+
+    The name is in the folder of `path` and ends in the same suffix, for
+    writers that insist on one (Keras's ``.keras``). On an exception the
+    temporary file is removed and `path` is left untouched.
+
+    Example:
+        >>> import tempfile
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "model.keras"
+        >>> with atomic_file(target) as temporary:
+        ...     _ = temporary.write_text("1 2 3")
+        >>> target.read_text(), temporary.suffix, temporary.exists()
+        ('1 2 3', '.keras', False)
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path, path.suffix)
+    try:
+        yield temporary
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -49,19 +77,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
         >>> target.read_bytes()
         b'\\x00\\x01'
     """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_sibling(path)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
+    with atomic_file(path) as temporary:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path, text: str) -> None:

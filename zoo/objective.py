@@ -27,6 +27,9 @@ model family's code.
 from __future__ import annotations
 
 import abc
+import functools
+import inspect
+import json
 from typing import ClassVar
 
 import keras
@@ -35,6 +38,38 @@ import tensorflow as tf
 from zoo.errors import ConfigError
 from zoo.fused_cross_entropy import SparseCrossEntropy
 from zoo.sparse_accuracy import SparseAccuracy
+
+
+def _recording_arguments(init):
+    """`init`, recording the keyword arguments of the outermost call as ``_arguments`` (for ``get_config``).
+
+    As Keras does for layers, so that no objective needs code of its own to be
+    saved; ``functools.wraps`` keeps ``inspect.signature`` of the class true.
+    """
+    @functools.wraps(init)
+    def recording_init(self, *args, **kwargs):
+        if "_arguments" not in self.__dict__:
+            self._arguments = _keyword_arguments(init, self, args, kwargs)
+        init(self, *args, **kwargs)
+
+    return recording_init
+
+
+def _keyword_arguments(init, instance, args, kwargs) -> dict:
+    try:
+        bound = inspect.signature(init).bind(instance, *args, **kwargs)
+    except TypeError:  # init reports wrong arguments itself
+        return {}
+    arguments = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            arguments[f"*{name}"] = value
+        else:
+            arguments[name] = value
+    return arguments
 
 
 class Objective(abc.ABC):
@@ -66,10 +101,46 @@ class Objective(abc.ABC):
     #: One line for ``zoo list``.
     description: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_arguments(cls.__dict__["__init__"])
+
+    @_recording_arguments
     def __init__(self, *, loss_weight: float = 1.0):
         if not loss_weight >= 0:
             raise ConfigError(f"{self.name}: loss_weight must be >= 0, got {loss_weight!r}")
         self.loss_weight = float(loss_weight)
+
+    def get_config(self) -> dict:
+        """The keyword arguments this objective was constructed with, as JSON values.
+
+        zoo records them when the objective is made, so no subclass needs
+        code for it; a task saved with ``model.save("task.keras")`` rebuilds
+        its objectives from them. Override it for an objective whose
+        arguments are not JSON values (numbers, strings, booleans, ``None``,
+        lists and dicts of them).
+
+        Example:
+            >>> from zoo.objectives.mlm import MaskedLM
+            >>> MaskedLM(mask_rate=0.2, loss_weight=0.5).get_config()
+            {'mask_rate': 0.2, 'loss_weight': 0.5}
+        """
+        for name, value in self._arguments.items():
+            if name.startswith("*"):
+                raise ConfigError(
+                    f"{self.name}: positional arguments ({name}) cannot be saved; "
+                    f"take keyword arguments or override {type(self).__name__}.get_config"
+                )
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{self.name}: argument {name}={value!r} is not a JSON value, so a saved task cannot "
+                    f"rebuild this objective; pass numbers, strings, lists or dicts, "
+                    f"or override {type(self).__name__}.get_config"
+                ) from None
+        return dict(self._arguments)
 
     # -- data half: TensorFlow ops on a batch, usable in Dataset.map ---------
 

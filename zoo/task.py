@@ -10,13 +10,18 @@ array or a ``tf.data.Dataset`` of strings) and run the preprocessing in
 from __future__ import annotations
 
 import contextlib
+import os
+import pathlib
+import types
 import warnings
 
 import keras
 import tensorflow as tf
 
+from zoo import registry
 from zoo.compiled_optimizer import compile_updates
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, UnknownNameError, ZooError
+from zoo.files import atomic_file
 from zoo.fused_gelu import fuse_gelu
 from zoo.fused_layer_norm import fuse_layer_norm
 from zoo.hashed_dropout import use_hashed_dropout
@@ -25,6 +30,7 @@ from zoo.objective import Objective
 from zoo.precision import has_accelerator
 from zoo.projections import flatten_projections
 from zoo.text.pipeline import Preprocessor
+from zoo.text.tokenizer import Tokenizer
 from zoo.tied_projection import measure_tied_projections
 from zoo.unread_outputs import freeze_unread_outputs
 
@@ -38,8 +44,16 @@ def _is_raw_text(data) -> bool:
     return hasattr(data, "dtype") and getattr(data.dtype, "kind", "") in ("U", "S", "O")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class Task(keras.Model):
     """Backbone plus one head per objective, trained on raw text.
+
+    A task made by :func:`zoo.build` saves whole in Keras's format:
+    ``model.save("task.keras")`` writes its build arguments, tokenizer,
+    objectives' arguments, weights and optimizer state, and
+    ``keras.saving.load_model("task.keras")`` (after ``import zoo``, and
+    with the plugins of its objectives installed) builds it again and
+    continues where it was.
 
     Args:
         backbone: functional backbone with named inputs and outputs.
@@ -48,6 +62,10 @@ class Task(keras.Model):
         tokenizer: the :class:`zoo.text.tokenizer.Tokenizer` of the backbone.
         sequence_length: length of every example.
         seed: seed of the data pipeline (shuffling and corruption).
+        build_arguments: the :func:`zoo.build` arguments that make this
+            task again (``model``, ``size``, ``sequence_length``, ``seed``,
+            ``precision``, ``overrides``), for saving; ``None`` where the
+            task was not made by ``zoo.build``.
 
     Use :func:`zoo.build` rather than this constructor.
 
@@ -56,7 +74,8 @@ class Task(keras.Model):
         >>> model.fit(["raw text", "more raw text"] * 100, batch_size=8)  # doctest: +SKIP
     """
 
-    def __init__(self, backbone, spec, objectives, tokenizer, sequence_length, *, seed=0, **kwargs):
+    def __init__(self, backbone, spec, objectives, tokenizer, sequence_length, *, seed=0, build_arguments=None,
+                 **kwargs):
         names = [objective.name for objective in objectives]
         if len(set(names)) != len(names):
             raise ConfigError(f"each objective may appear once, got {names}")
@@ -90,6 +109,78 @@ class Task(keras.Model):
                 "train them in separate tasks or keep one of them"
             )
         self._step_objective = stepping[0] if stepping else None
+        # Read-only mappings, which Keras's attribute tracking leaves unwrapped.
+        self.build_arguments = None if build_arguments is None else types.MappingProxyType(dict(build_arguments))
+
+    def get_config(self) -> dict:
+        """How to make this task again: its build and compile arguments, objectives and tokenizer, as JSON values.
+
+        The compile arguments are those ``compile`` was given, ``"auto"``
+        where zoo chose (AdamW without weight decay on biases and norms, the
+        objectives' losses and metrics).
+        """
+        if self.build_arguments is None:
+            raise ConfigError(
+                "this Task was not made by zoo.build, so it cannot be saved whole; "
+                "make it with zoo.build, or save its weights with save_weights"
+            )
+        for objective in self.objectives:
+            _check_registered(objective)
+        return {
+            **self.build_arguments,
+            "objectives": [{"name": objective.name, "config": objective.get_config()} for objective in self.objectives],
+            "tokenizer": self.tokenizer.get_config(),
+            "compile": keras.saving.serialize_keras_object(dict(self._compile_arguments)),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Task":
+        """The task of :meth:`get_config`'s `config`: built by :func:`zoo.build`, compiled, new weights.
+
+        Its optimizer's variables are made, so that ``keras.saving.load_model``
+        can load the saved ones into them.
+        """
+        from zoo.builder import build  # zoo.builder makes tasks, so it imports this module
+
+        config = dict(config)
+        objectives = {item["name"]: item["config"] for item in config.pop("objectives")}
+        tokenizer = Tokenizer.from_config(config.pop("tokenizer"))
+        overrides = config.pop("overrides")
+        compile_arguments = keras.saving.deserialize_keras_object(config.pop("compile"))
+        try:
+            task = build(config.pop("model"), objectives, tokenizer=tokenizer, **config, **overrides)
+        except UnknownNameError as error:
+            raise UnknownNameError(
+                f"cannot rebuild the saved task: {error}. Install the plugin that provides it "
+                "(`zoo list` shows what is installed)"
+            ) from None
+        task.compile(**compile_arguments)
+        task.optimizer.build(task.trainable_variables)
+        return task
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """``keras.Model.save``; a local ``.keras`` file is written under a temporary name, then renamed.
+
+        So a save that fails (an objective that cannot be saved, a full
+        disk, a crash) leaves an existing file at `filepath` as it was.
+        """
+        self.get_config()  # the errors a save can name, before any file is opened
+        if not self.optimizer.built:  # as a loaded task's is (see from_config)
+            self.optimizer.build(self.trainable_variables)
+        local = isinstance(filepath, (str, os.PathLike)) and "://" not in str(filepath)
+        if not (local and overwrite and str(filepath).endswith(".keras") and kwargs.get("zipped") is not False):
+            return super().save(filepath, overwrite=overwrite, **kwargs)
+        with atomic_file(pathlib.Path(filepath)) as temporary:
+            super().save(temporary, **kwargs)
+        return None
+
+    def compile_from_config(self, config: dict) -> None:
+        """Nothing to do: :meth:`from_config` compiled the task with the arguments its config carries.
+
+        Keras's own compile config (resolved losses and metrics) stays in the
+        file for ``keras.models.clone_model``, which compiles a plain copy from it.
+        """
+        del config
 
     def compile(self, optimizer="auto", loss="auto", loss_weights="auto", weighted_metrics="auto", **kwargs):
         """Compile with each objective's loss, weight and metrics by default.
@@ -101,6 +192,9 @@ class Task(keras.Model):
         is not compiled as a whole still runs its optimizer update as one
         XLA function (see :mod:`zoo.compiled_optimizer`).
         """
+        self._compile_arguments = types.MappingProxyType(dict(
+            optimizer=optimizer, loss=loss, loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs
+        ))
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01, global_clipnorm=1.0)
             optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
@@ -216,6 +310,20 @@ def _ends_of_data_expected(steps):
         if steps is None:
             warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
         yield
+
+
+def _check_registered(objective) -> None:
+    """A saved task names its objectives; loading finds them in the registry, so they must be there."""
+    try:
+        registered = registry.objective_entry(objective.name).value
+    except ZooError:
+        registered = None
+    if registered is not type(objective):
+        raise ConfigError(
+            f"objective {objective.name!r} ({type(objective).__qualname__}) is not the registered objective of that "
+            "name, so a saved task could not find it again; register it through a plugin (entry point group "
+            "'zoo'), or save the weights with save_weights"
+        )
 
 
 def _reject_labels(y):

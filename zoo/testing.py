@@ -29,8 +29,10 @@ import pathlib
 import pickle
 import subprocess
 import sys
+import tempfile
 import textwrap
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -179,15 +181,17 @@ def run_objective_test(objective, model: str = "bert", *, texts=None, sequence_l
 
 
 def run_task_test(model: str, objective, *, texts=None, sequence_length: int = 32, batch_size: int = 8,
-                  epochs: int = 3, min_improvement: float = 0.0, mirrored: bool = True, seed: int = 0,
-                  **overrides) -> dict:
-    """Check that a task of `model` and `objective` trains, predicts and distributes.
+                  epochs: int = 3, min_improvement: float = 0.0, mirrored: bool = True, saving: bool = True,
+                  seed: int = 0, **overrides) -> dict:
+    """Check that a task of `model` and `objective` trains, predicts, saves and distributes.
 
     Checks that ``fit`` on raw strings lowers the evaluated loss by more
     than `min_improvement` (and the last epoch's loss is below the
     first's), that every metric of every objective is reported, that
     ``predict`` on raw strings (empty and non-ASCII ones too) gives one
-    finite row per string in input order, and, with ``mirrored=True``,
+    finite row per string in input order, with ``saving=True`` that the
+    trained task saved with ``task.save("task.keras")`` and loaded with
+    ``keras.saving.load_model`` predicts the same, and, with ``mirrored=True``,
     that the task built under ``MirroredStrategy`` on two logical CPUs
     trains with a falling, finite loss.
 
@@ -199,6 +203,8 @@ def run_task_test(model: str, objective, *, texts=None, sequence_length: int = 3
         min_improvement: how much the evaluated loss must fall.
         mirrored: also train under ``MirroredStrategy`` (needs
             :func:`use_two_logical_cpus`).
+        saving: also save and load the trained task (its objectives must
+            be registered, as a plugin's are once installed).
         seed: Keras's global seed and the pipeline's.
         **overrides: options of the model family (``num_layers=1``).
 
@@ -240,6 +246,15 @@ def run_task_test(model: str, objective, *, texts=None, sequence_length: int = 3
         _check(np.all(np.isfinite(value)), f"{key}: predict on raw strings gave non-finite values")
         _check(np.allclose(value[2], alone[key][0], rtol=tolerance, atol=tolerance),
                f"{key}: predict of a text in a batch differs from predict of it alone (row order?)")
+
+    if saving:
+        with tempfile.TemporaryDirectory() as folder:
+            path = pathlib.Path(folder) / "task.keras"
+            task.save(path)
+            reloaded = keras.saving.load_model(path).predict(queries, batch_size=2, verbose=0)
+        for key, value in predictions.items():
+            _check(np.allclose(reloaded[key], value, rtol=tolerance, atol=tolerance),
+                   f"{key}: the task saved (task.save) and loaded (keras.saving.load_model) predicts differently")
 
     mirrored_history = None
     if mirrored:
