@@ -20,6 +20,10 @@ An objective has two halves that meet only through key names:
   training): :meth:`Objective.dataset` turns what ``fit``/``evaluate`` were
   given into batches, and :meth:`Objective.train_step` replaces Keras's step.
 
+The arguments an objective is made with are recorded
+(:meth:`Objective.get_config`), so a task saved in Keras's format
+(``model.save("task.keras")``) makes its objectives again on loading.
+
 Objectives see the :class:`zoo.spec.ModelSpec` of the backbone, never the
 model family's code.
 """
