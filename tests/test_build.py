@@ -90,6 +90,19 @@ def test_labels_for_self_supervised_fit_are_rejected(texts):
         model.fit(texts, y=[0] * len(texts))
 
 
+@pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
+@pytest.mark.parametrize("data, message", [
+    ("The [MASK] sat.", "got a single string; wrap it in a list"),
+    ([1, 2, 3], "expected strings, got int; pass raw text"),
+    (["text", 2.5], "expected strings, got float"),
+    ([], "no text given"),
+])
+def test_what_is_not_a_list_of_texts_is_named(call, data, message):
+    model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
+    with pytest.raises(zoo.ZooError, match=message):
+        getattr(model, call)(data, verbose=0)
+
+
 def test_sequence_length_beyond_the_model_is_an_error():
     with pytest.raises(zoo.ZooError, match="max_sequence_length"):
         zoo.build("bert", objective="mlm", sequence_length=4096)

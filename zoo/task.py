@@ -36,11 +36,14 @@ from zoo.unread_outputs import freeze_unread_outputs
 
 
 def _is_raw_text(data) -> bool:
+    """Whether `data` is text for the preprocessing, which also names what is wrong with a bare string or numbers."""
     if isinstance(data, tf.data.Dataset):
         spec = data.element_spec
         return isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
+    if isinstance(data, (str, bytes)):
+        return True
     if isinstance(data, (list, tuple)):
-        return len(data) == 0 or isinstance(data[0], (str, bytes))
+        return len(data) == 0 or isinstance(data[0], (str, bytes, int, float))
     return hasattr(data, "dtype") and getattr(data.dtype, "kind", "") in ("U", "S", "O")
 
 
