@@ -384,11 +384,12 @@ class Tokenizer(tf.Module):
     def _write_files(self, folder: pathlib.Path) -> None:
         config = {"kind": self.kind, "lowercase": self.lowercase, "special_tokens": dict(SPECIAL_TOKENS[self.kind])}
         atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+        tokens = self.get_config()  # the vocabulary (and merges) as they are saved anywhere
         if self.kind == "wordpiece":
-            atomic_write_text(folder / WORDPIECE_VOCABULARY_FILE, "".join(f"{token}\n" for token in self._tokens))
+            atomic_write_text(folder / WORDPIECE_VOCABULARY_FILE, "".join(f"{token}\n" for token in tokens["vocabulary"]))
         else:
-            atomic_write_text(folder / BPE_VOCABULARY_FILE, json.dumps(dict(self.layer.vocabulary), ensure_ascii=False))
-            atomic_write_text(folder / BPE_MERGES_FILE, "".join(f"{merge}\n" for merge in self.layer.merges))
+            atomic_write_text(folder / BPE_VOCABULARY_FILE, json.dumps(tokens["vocabulary"], ensure_ascii=False))
+            atomic_write_text(folder / BPE_MERGES_FILE, "".join(f"{merge}\n" for merge in tokens["merges"]))
 
     @classmethod
     def load(cls, directory) -> "Tokenizer":
