@@ -108,6 +108,17 @@ def test_sequence_length_beyond_the_model_is_an_error():
         zoo.build("bert", objective="mlm", sequence_length=4096)
 
 
+def test_an_objective_state_that_is_not_a_built_layer_is_named():
+    from zoo.objectives.clm import CausalLM
+
+    class KeepsAFloat(CausalLM):
+        def build_state(self, task):
+            return {"average": 0.0}
+
+    with pytest.raises(zoo.ZooError, match="clm: build_state returned dict; return a built keras.layers.Layer"):
+        zoo.build("gpt", objective=KeepsAFloat(), num_layers=1)
+
+
 def test_fit_takes_a_dataset_of_strings_batched_or_not(texts):
     model = zoo.build("gpt", objective="clm", sequence_length=32)
     for dataset in (tf.data.Dataset.from_tensor_slices(texts[:64]), tf.data.Dataset.from_tensor_slices(texts[:64]).batch(5)):

@@ -171,23 +171,40 @@ def test_student_noise_hides_only_tokens_of_unlabeled_texts():
     assert not changed[8:][~real].any() and 0.25 < changed[8:][real].mean() < 0.35
 
 
+class _WeightsBeforeEachStep(keras.callbacks.Callback):
+    def __init__(self, model):
+        super().__init__()
+        self.weights_of, self.seen = model, []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.append(self.weights_of.get_weights())
+
+
 @pytest.mark.parametrize("model, pooling", [("lstm_lm", "pooled"), ("bert", "mean")])  # bert: its pooler is frozen
-def test_threshold_share_is_logged_and_ema_teacher_follows_the_model(model, pooling):
+def test_threshold_share_is_logged_and_ema_teacher_averages_from_the_first_step(model, pooling):
     keras.utils.set_random_seed(0)
     task = tiny(model, classes=["a", "b"], threshold=1.0, teacher="ema", ema_decay=0.5, ramp_up_steps=0,
                 pooling=pooling)
-    objective = task.objectives[0]
+    teacher = task.objective_states["pseudo_label"].model
+    assert {id(w) for w in task.weights}.isdisjoint(id(w) for w in teacher.weights)  # not part of the model
     texts = [f"sample {i}" for i in range(8)]
-    start = [w.numpy() for w in task.trainable_weights]
-    history = task.fit({"labeled": (texts, [i % 2 for i in range(8)]), "unlabeled": texts}, batch_size=4,
-                       epochs=1, verbose=0)
-    assert history.history["pseudo_label_confident"] == [0.0]  # nothing reaches confidence 1.0
-    assert [id(s) for _, s in objective._ema_pairs] == [id(w) for w in task.trainable_weights]
-    assert all(t.path == s.path and t.shape == s.shape for t, s in objective._ema_pairs)  # each averages its own
-    teacher = [t.numpy() for t, _ in objective._ema_pairs]
-    student = [w.numpy() for w in task.trainable_weights]
-    moved = [not np.allclose(t, s) and not np.allclose(t, s0) for t, s, s0 in zip(teacher, student, start)]
-    assert len(moved) == len(start) > 0 and sum(moved) > len(moved) // 2  # the average lies between the start and the model, on most weights
+    # The data is made before the weights are loaded, as zoo train does with init_from: the
+    # teacher must start from the weights the first step sees, not from those at build time.
+    batches = task.objectives[0].dataset(task, {"labeled": (texts, [i % 2 for i in range(8)]), "unlabeled": texts},
+                                         None, batch_size=4, training=True)
+    keras.utils.set_random_seed(1)
+    task.set_weights(tiny(model, classes=["a", "b"], pooling=pooling).get_weights())
+    model_weights = keras.Model(task.input, task.output)  # the teacher's weights, in the same order
+    before_each_step = _WeightsBeforeEachStep(model_weights)
+    history = task.fit(batches, epochs=3, verbose=0, callbacks=[before_each_step])
+    assert history.history["pseudo_label_confident"] == [0.0] * 3  # nothing reaches confidence 1.0
+    expected = before_each_step.seen[0]  # each step moves the average toward the weights before it
+    for weights in before_each_step.seen[1:]:
+        expected = [0.5 * average + 0.5 * weight for average, weight in zip(expected, weights)]
+    for average, value, path in zip(teacher.get_weights(), expected, [w.path for w in teacher.weights]):
+        np.testing.assert_allclose(average, value, rtol=1e-6, atol=1e-6, err_msg=path)
+    moved = [not np.allclose(t, s) for t, s in zip(teacher.get_weights(), model_weights.get_weights())]
+    assert sum(moved) > len(moved) // 2  # the teacher lags the model
 
 
 @pytest.mark.slow
@@ -217,3 +234,61 @@ def test_classifier_endpoint_reloads_in_a_fresh_process(tmp_path):
     np.testing.assert_allclose(result["expected"]["pseudo_label"]["probabilities"][:2],
                                tf.nn.softmax(logits).numpy(), atol=1e-5)
 
+
+
+def _checkpoint_values(path) -> dict:
+    reader = tf.train.load_checkpoint(str(path))
+    return {name: reader.get_tensor(name) for name, dtype in reader.get_variable_to_dtype_map().items()
+            if dtype != tf.string}  # not the object graph
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_the_ema_teacher(tmp_path):
+    import shutil
+
+    from zoo.train import train
+
+    overrides = [
+        "model.num_layers=1", "model.hidden_dim=32", "model.intermediate_dim=64", "model.sequence_length=32",
+        "training.batch_size=4", "training.steps=4", "training.checkpoint_every=2", "training.warmup_steps=1",
+        "export.enabled=false", "objectives.pseudo_label.teacher=ema", "objectives.pseudo_label.ema_decay=0.5",
+        "objectives.pseudo_label.threshold=0.0", "objectives.pseudo_label.ramp_up_steps=0",
+    ]
+    whole = train("bert-pseudo-label", out=tmp_path / "whole", overrides=overrides, verbose=0)
+    shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-00000004")  # as if killed after step 2's checkpoint
+    (tmp_path / "resumed" / "metrics.json").unlink()
+    resumed = train("bert-pseudo-label", out=tmp_path / "resumed", overrides=overrides, verbose=0)
+    assert resumed["resumed_from"] == 2 and resumed["steps"] == 4
+    assert resumed["weights_digest"] == whole["weights_digest"]
+    expected, got = (_checkpoint_values(tmp_path / run / "checkpoints" / "step-00000004" / "ckpt")
+                     for run in ("whole", "resumed"))
+    teacher = [name for name in expected if name.startswith("objective_states/pseudo_label/")]
+    assert len(teacher) > 10 and sorted(got) == sorted(expected)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_ema_teacher_is_saved_with_the_task(tmp_path):
+    from zoo.checkpoints import RunCheckpoints
+
+    keras.utils.set_random_seed(0)
+    task = tiny("lstm_lm", classes=["a", "b"], teacher="ema", ema_decay=0.5, ramp_up_steps=0)
+    texts = [f"sample {i}" for i in range(8)]
+    task.fit({"labeled": (texts, [i % 2 for i in range(8)]), "unlabeled": texts}, batch_size=4, epochs=2, verbose=0)
+    teacher = task.objective_states["pseudo_label"]
+    averages = teacher.model.get_weights()
+    assert any(not np.allclose(a, w) for a, w in zip(averages, keras.Model(task.input, task.output).get_weights()))
+    RunCheckpoints(tmp_path / "checkpoints", task).save(step=2, data_position=2)
+    task.save(tmp_path / "task.keras")
+
+    keras.utils.set_random_seed(1)
+    restored = tiny("lstm_lm", classes=["a", "b"], teacher="ema", ema_decay=0.5, ramp_up_steps=0)
+    restored.optimizer.build(restored.trainable_variables)
+    RunCheckpoints(tmp_path / "checkpoints", restored).restore()
+    loaded = keras.saving.load_model(tmp_path / "task.keras")
+    for again in (restored, loaded):
+        state = again.objective_states["pseudo_label"]
+        assert float(state.started.numpy()) == 1.0  # continues the average, does not copy the weights again
+        for average, value in zip(state.model.get_weights(), averages):
+            np.testing.assert_array_equal(average, value)

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,11 +67,21 @@ def test_each_built_in_recipe_trains_checkpoints_and_exports(name, tmp_path):
     assert outputs["pooled_output"].shape[0] == 1
 
 
-def test_rerunning_a_finished_run_trains_nothing_and_keeps_its_weights(tmp_path):
-    first = train("gpt-clm", out=tmp_path, overrides=smoke("gpt-clm", "export.enabled=false"), verbose=0)
-    again = train("gpt-clm", out=tmp_path, overrides=smoke("gpt-clm", "export.enabled=false"), verbose=0)
+def test_rerunning_a_run_resumes_it_exactly_and_a_finished_one_trains_nothing(tmp_path):
+    overrides = smoke("gpt-clm", "export.enabled=false")
+    first = train("gpt-clm", out=tmp_path / "run", overrides=overrides, verbose=0)
+    again = train("gpt-clm", out=tmp_path / "run", overrides=overrides, verbose=0)
     assert again["resumed_from"] == 3 and again["steps"] == 3 and again["history"] == []
     assert again["weights_digest"] == first["weights_digest"]
+
+    # As if killed after step 2's checkpoint: step 3 is trained again, with the same batch and
+    # the same dropout masks (the dropout layers' generator states are in the checkpoint).
+    shutil.copytree(tmp_path / "run", tmp_path / "killed")
+    shutil.rmtree(tmp_path / "killed" / "checkpoints" / "step-00000003")
+    (tmp_path / "killed" / "metrics.json").unlink()
+    resumed = train("gpt-clm", out=tmp_path / "killed", overrides=overrides, verbose=0)
+    assert resumed["resumed_from"] == 2 and [record["step"] for record in resumed["history"]] == [3]
+    assert resumed["weights_digest"] == first["weights_digest"]
 
 
 def test_zoo_export_writes_the_runs_trained_model(tmp_path):

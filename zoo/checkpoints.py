@@ -1,7 +1,9 @@
 """Step checkpoints of a run: model, optimizer and data position, written atomically.
 
 Each checkpoint is a folder ``step-NNNNNNNN/`` holding a
-``tf.train.Checkpoint`` of the task and its optimizer plus ``state.json``
+``tf.train.Checkpoint`` of the task, its optimizer, its random generators'
+states and its objectives' training state (:meth:`zoo.Objective.build_state`),
+so a resumed run continues exactly as an uninterrupted one, plus ``state.json``
 (``step``, ``data_position``: batches of the training stream consumed). It
 is written under a temporary name and renamed into place, so a folder with
 a ``step-`` name is always complete; a crash while writing leaves the last
@@ -70,7 +72,15 @@ class RunCheckpoints:
         self.folder = pathlib.Path(folder)
         self.keep = int(keep)
         self.chief = chief
-        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        weights = {id(weight) for weight in model.weights}
+        # Keras's SeedGenerator states (dropout's): without them a resumed run would draw its
+        # first steps' dropout masks again. Tracking reaches the weights only.
+        random_states = [variable for variable in model.variables if id(variable) not in weights]
+        states = model.objective_states  # a teacher's moving averages, say (zoo.Objective.build_state)
+        extra = {"objective_states": tf.train.Checkpoint(**states)} if states else {}
+        self._checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, random_states=random_states, **extra
+        )
 
     def save(self, *, step: int, data_position: int) -> None:
         """Write the checkpoint of `step` (atomically), then drop all but the newest ``keep``."""

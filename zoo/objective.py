@@ -18,7 +18,9 @@ An objective has two halves that meet only through key names:
 - optionally data in its own format and its own training step, for
   objectives that train on more than raw text (pseudo-labeling, consistency
   training): :meth:`Objective.dataset` turns what ``fit``/``evaluate`` were
-  given into batches, and :meth:`Objective.train_step` replaces Keras's step.
+  given into batches, :meth:`Objective.train_step` replaces Keras's step, and
+  :meth:`Objective.build_state` makes what that step keeps between steps
+  (a teacher's moving averages), which checkpoints and saves carry.
 
 The arguments an objective is made with are recorded
 (:meth:`Objective.get_config`), so a task saved in Keras's format
@@ -224,6 +226,18 @@ class Objective(abc.ABC):
         texts) returns a ``tf.data.Dataset`` of ``(inputs, labels,
         sample_weights)``, the last two dicts keyed by objective name; the
         first objective of the task that returns one wins.
+        """
+        return None
+
+    def build_state(self, task):
+        """Training state this objective keeps besides the task's weights, or ``None`` (the default).
+
+        Called once, when `task` is made. An objective whose training step
+        keeps state of its own (``pseudo_label``'s moving-average teacher)
+        returns it here as a built ``keras.layers.Layer``; the task then
+        carries it in ``zoo train``'s checkpoints and in Keras-format saves,
+        so a resumed or reloaded task continues with it. It is not among
+        ``task.weights``, and exports leave it out.
         """
         return None
 

@@ -112,8 +112,26 @@ class Task(keras.Model):
                 "train them in separate tasks or keep one of them"
             )
         self._step_objective = stepping[0] if stepping else None
-        # Read-only mappings, which Keras's attribute tracking leaves unwrapped.
+        # Read-only mappings, which Keras's attribute tracking leaves unwrapped: the objectives'
+        # states stay out of the task's weights and exports (see objective_states).
         self.build_arguments = None if build_arguments is None else types.MappingProxyType(dict(build_arguments))
+        self._objective_states = types.MappingProxyType(_objective_states(self))
+
+    @property
+    def objective_states(self) -> dict:
+        """Each objective's training state besides the weights (:meth:`zoo.Objective.build_state`), by name.
+
+        ``zoo train``'s checkpoints carry it, and so does a Keras-format save:
+        Keras saves the layers found on a model's attributes, this one included.
+
+        Example:
+            >>> import zoo
+            >>> task = zoo.build("lstm_lm", objective={"pseudo_label": {"classes": ["a", "b"], "teacher": "ema"}},
+            ...                  num_layers=1)
+            >>> list(task.objective_states)
+            ['pseudo_label']
+        """
+        return dict(self._objective_states)
 
     def get_config(self) -> dict:
         """How to make this task again: its build and compile arguments, objectives and tokenizer, as JSON values.
@@ -313,6 +331,21 @@ def _ends_of_data_expected(steps):
         if steps is None:
             warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
         yield
+
+
+def _objective_states(task) -> dict:
+    states = {}
+    for objective in task.objectives:
+        state = objective.build_state(task)
+        if state is None:
+            continue
+        if not isinstance(state, keras.layers.Layer) or not state.built:
+            raise ConfigError(
+                f"{objective.name}: build_state returned {type(state).__name__}; "
+                "return a built keras.layers.Layer holding the state, or None"
+            )
+        states[objective.name] = state
+    return states
 
 
 def _check_registered(objective) -> None:

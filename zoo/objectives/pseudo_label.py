@@ -40,9 +40,12 @@ the teacher labels every unlabeled row with its arg-max class, under
 ``stop_gradient``; the rows whose teacher confidence (largest probability)
 is ``>= threshold`` count. The teacher is the model itself in inference mode
 (``training=False``: no dropout) or, with ``teacher="ema"``, an exponential
-moving average of the model's weights (decay ``ema_decay``, updated after
-every step, not checkpointed: it restarts from the model when ``fit`` is
-called on a fresh process). The student sees the unlabeled texts with
+moving average of the model's weights (decay ``ema_decay``; see
+:mod:`zoo.objectives.ema_teacher`): it starts from the weights of the first
+training step (a pretrained run's under ``init_from``), moves toward the
+model's at the start of every step, and is saved with the task (``zoo
+train``'s checkpoints, ``model.save``), so a resumed run continues the same
+average. The student sees the unlabeled texts with
 ``noise_rate`` of their tokens hidden (as in noisy-student training and
 FixMatch's weak/strong views: the teacher labels the whole text, the student
 must find the class from part of it); labeled rows are left whole. Strong
@@ -82,6 +85,7 @@ from keras import ops
 from zoo.errors import ConfigError, IncompatibleError, unknown_name
 from zoo.hookspecs import hookimpl
 from zoo.objective import Objective
+from zoo.objectives.ema_teacher import EmaTeacher
 from zoo.sparse_accuracy import SparseAccuracy
 from zoo.text.labeled import DEFAULT_PACKAGES
 from zoo.text.pipeline import as_string_dataset
@@ -228,8 +232,8 @@ class PseudoLabel(Objective):
         self.dropout = float(dropout)
         self.pooling = pooling
         self._head = None
-        self._ema_model = None
-        self._ema_pairs = []
+        self._ema_teacher = None
+        self._model_weights = []
 
     # -- labels and data -------------------------------------------------------
 
@@ -288,8 +292,6 @@ class PseudoLabel(Objective):
             batches = labeled.shuffle(SHUFFLE_BUFFER_SIZE, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
             batches = batches.map(lambda t, l: (t, l, tf.ones_like(l, tf.float32)))
         else:
-            if self.teacher == "ema":
-                self._ensure_ema_teacher(task)
             labeled = labeled.shuffle(SHUFFLE_BUFFER_SIZE, seed=seed, reshuffle_each_iteration=True).repeat()
             unlabeled = as_string_dataset(unlabeled).shuffle(
                 SHUFFLE_BUFFER_SIZE, seed=seed + 1, reshuffle_each_iteration=True
@@ -391,8 +393,11 @@ class PseudoLabel(Objective):
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         unlabeled = tf.cast(sample_weight[self.name] <= 0, tf.float32)
-        teacher = self._ema_model if self.teacher == "ema" and self._ema_model is not None else task
-        teacher_logits = teacher(x, training=False)[self.name]
+        if self._ema_teacher is not None:
+            self._ema_teacher.update(self._model_weights)  # toward the weights of the step before
+            teacher_logits = self._ema_teacher(x)[self.name]
+        else:
+            teacher_logits = task(x, training=False)[self.name]
         probabilities = tf.stop_gradient(tf.nn.softmax(tf.cast(teacher_logits, tf.float32)))
         pseudo_labels = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         confident = tf.cast(tf.reduce_max(probabilities, axis=-1) >= self.threshold, tf.float32) * unlabeled
@@ -409,9 +414,6 @@ class PseudoLabel(Objective):
             unlabeled_loss = unlabeled_loss_fn(pseudo_labels, tf.cast(y_pred[self.name], tf.float32), weight)
             loss = supervised + scale * unlabeled_loss
         task.minimize(tape, loss, batch_size=tf.shape(unlabeled)[0])
-        if self._ema_model is not None and self.teacher == "ema":
-            for average, value in self._ema_pairs:
-                average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * ops.cast(value, average.dtype))
         self._head.confident.update_state(confident, sample_weight=unlabeled)
         self._head.unlabeled_loss.update_state(
             unlabeled_loss * tf.distribute.get_strategy().num_replicas_in_sync
@@ -445,20 +447,14 @@ class PseudoLabel(Objective):
         drop = tf.random.stateless_uniform(tf.shape(token_ids), seed=seed) < self.noise_rate
         return {**x, "token_ids": tf.where(candidate & drop, hidden, token_ids)}
 
-    def _ensure_ema_teacher(self, task):
-        """Make the EMA teacher, a copy of the task model starting from its weights (once per task)."""
-        if self._ema_model is None:
-            with task.distribute_strategy.scope():
-                model = keras.Model(task.input, task.output)
-                teacher = keras.models.clone_model(model)
-                teacher.set_weights(model.get_weights())
-            # Paired by position among all weights: the copy's layers are all trainable, the
-            # task's may not be (zoo.unread_outputs freezes layers no head reads).
-            trained = {id(weight) for weight in model.trainable_weights}
-            self._ema_pairs = [(average, weight) for average, weight in zip(teacher.weights, model.weights)
-                               if id(weight) in trained]
-            teacher.trainable = False
-            self._ema_model = teacher
+    def build_state(self, task):
+        """With ``teacher="ema"``, the moving-average teacher (an :class:`EmaTeacher`); else ``None``."""
+        if self.teacher != "ema":
+            return None
+        model = keras.Model(task.input, task.output)
+        self._ema_teacher = EmaTeacher(model, decay=self.ema_decay, name=f"{self.name}_ema_teacher")
+        self._model_weights = list(model.weights)
+        return self._ema_teacher
 
     # -- export ------------------------------------------------------------------
 
