@@ -48,6 +48,11 @@ def test_token_ids_signature_equals_predict(tmp_path):
     loaded = tf.saved_model.load(str(zoo.export(model, tmp_path / "sm")))
     outputs = loaded.signatures["token_ids"](**inputs)
     np.testing.assert_allclose(outputs["mlm"], model.predict(texts, verbose=0)["mlm"], atol=1e-5)
+    stored = tf.train.list_variables(str(tmp_path / "sm" / "variables" / "variables"))
+    stored = {name: shape for name, shape in stored if name.endswith("VARIABLE_VALUE")}  # not tables or the graph
+    values = sum(int(np.prod(shape)) for shape in stored.values())
+    assert values == sum(int(np.prod(v.shape)) for v in model.variables)  # each variable once
+    assert len(loaded.variables) == len(model.variables)
 
 
 def test_fill_mask_reports_where_the_masks_are():

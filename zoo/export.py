@@ -169,6 +169,11 @@ def export(model, path, *, top_k: int = 5, max_new_tokens: int = 16) -> pathlib.
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(model.tokenizer)
+    # track() lists the Keras variables, and the endpoints capture the tf.Variables inside
+    # them: two objects per weight, which the SavedModel would store (and load) twice
+    # (keras-team/keras#23553). Lists of the tf.Variables themselves store each once.
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(name, [variable.value for variable in getattr(model, name)])
     for name, (function, signature) in functions.items():
         archive.add_endpoint(name, function, input_signature=[signature])
     with atomic_directory(path) as folder:
