@@ -1,5 +1,7 @@
 """pseudo_label: self-training on scarce labels, its step hook, its data format and its export."""
 
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +9,7 @@ import keras
 
 import zoo
 import zoo.testing
+from zoo.checkpoints import RunCheckpoints
 from zoo.objectives.pseudo_label import PseudoLabel, self_train
 from zoo.text.corpus import split_held_out
 from zoo.text.labeled import default_labeled_corpus, scarce_labels
@@ -235,7 +238,6 @@ def test_classifier_endpoint_reloads_in_a_fresh_process(tmp_path):
                                tf.nn.softmax(logits).numpy(), atol=1e-5)
 
 
-
 def _checkpoint_values(path) -> dict:
     reader = tf.train.load_checkpoint(str(path))
     return {name: reader.get_tensor(name) for name, dtype in reader.get_variable_to_dtype_map().items()
@@ -244,21 +246,17 @@ def _checkpoint_values(path) -> dict:
 
 @pytest.mark.slow
 def test_a_resumed_run_continues_the_ema_teacher(tmp_path):
-    import shutil
-
-    from zoo.train import train
-
     overrides = [
         "model.num_layers=1", "model.hidden_dim=32", "model.intermediate_dim=64", "model.sequence_length=32",
         "training.batch_size=4", "training.steps=4", "training.checkpoint_every=2", "training.warmup_steps=1",
         "export.enabled=false", "objectives.pseudo_label.teacher=ema", "objectives.pseudo_label.ema_decay=0.5",
         "objectives.pseudo_label.threshold=0.0", "objectives.pseudo_label.ramp_up_steps=0",
     ]
-    whole = train("bert-pseudo-label", out=tmp_path / "whole", overrides=overrides, verbose=0)
+    whole = zoo.train("bert-pseudo-label", out=tmp_path / "whole", overrides=overrides, verbose=0)
     shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
     shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-00000004")  # as if killed after step 2's checkpoint
     (tmp_path / "resumed" / "metrics.json").unlink()
-    resumed = train("bert-pseudo-label", out=tmp_path / "resumed", overrides=overrides, verbose=0)
+    resumed = zoo.train("bert-pseudo-label", out=tmp_path / "resumed", overrides=overrides, verbose=0)
     assert resumed["resumed_from"] == 2 and resumed["steps"] == 4
     assert resumed["weights_digest"] == whole["weights_digest"]
     expected, got = (_checkpoint_values(tmp_path / run / "checkpoints" / "step-00000004" / "ckpt")
@@ -270,8 +268,6 @@ def test_a_resumed_run_continues_the_ema_teacher(tmp_path):
 
 
 def test_ema_teacher_is_saved_with_the_task(tmp_path):
-    from zoo.checkpoints import RunCheckpoints
-
     keras.utils.set_random_seed(0)
     task = tiny("lstm_lm", classes=["a", "b"], teacher="ema", ema_decay=0.5, ramp_up_steps=0)
     texts = [f"sample {i}" for i in range(8)]
