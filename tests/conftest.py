@@ -1,28 +1,10 @@
-"""Test setup shared by the whole suite."""
+"""Fixtures of the test suite (the setup it shares with the doctests is in the root ``conftest.py``)."""
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-# Two logical CPUs, so MirroredStrategy runs with two replicas on this machine.
-# This must happen before TensorFlow initialises its devices.
-_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def zoo_cache_dir(tmp_path_factory):
-    """One fresh ``ZOO_CACHE_DIR`` for the session: the default corpus and tokenizers are built once."""
-    with pytest.MonkeyPatch.context() as patch:
-        path = tmp_path_factory.mktemp("zoo-cache")
-        patch.setenv("ZOO_CACHE_DIR", str(path))
-        yield path
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
 
 
 @pytest.fixture

@@ -41,6 +41,15 @@ def test_clm_predict_returns_next_token_logits_per_position(model_name):
     assert logits["clm"].shape == (2, 24, model.spec.vocabulary_size)
 
 
+def test_fit_traces_the_training_step_once(texts):
+    # A first step that made the optimizer's variables was traced twice: once more without making them.
+    task = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    traced, keras_step = [], task.train_step
+    task.train_step = lambda data: traced.append(data) or keras_step(data)
+    task.fit(texts[:40], batch_size=4, epochs=2, verbose=0)
+    assert len(traced) == 1 and task.optimizer.iterations.numpy() > 2
+
+
 def test_predict_keeps_input_order():
     model = zoo.build("gpt", objective="clm", sequence_length=16)
     texts = [f"document number {i}" for i in range(10)]

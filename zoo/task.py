@@ -258,6 +258,10 @@ class Task(keras.Model):
             validation_data = self.preprocessor.training_dataset(validation_data, 32, shuffle=False)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # Keras cannot shuffle a dataset; it would only warn so
+        if self.optimizer is not None and not self.optimizer.built:
+            # Made here, not while the first step is traced: a step that makes variables is traced twice.
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
         with _ends_of_data_expected(kwargs.get("steps_per_epoch")):
             return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
