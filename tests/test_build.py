@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import zoo
 from zoo.distribute import mirrored_strategy
-from zoo.testing import run_task_test
+from zoo.testing import EDGE_TEXTS, run_task_test
 from zoo.text.corpus import default_corpus
 
 PAIRS = [("bert", "mlm"), ("gpt", "clm"), ("lstm_lm", "clm")]
@@ -43,19 +43,25 @@ def test_clm_predict_returns_next_token_logits_per_position(model_name):
 
 def test_fit_traces_the_training_step_once(texts):
     # A first step that made the optimizer's variables was traced twice: once more without making them.
-    task = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    task = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
     traced, keras_step = [], task.train_step
     task.train_step = lambda data: traced.append(data) or keras_step(data)
-    task.fit(texts[:40], batch_size=4, epochs=2, verbose=0)
+    task.fit(texts[:8], batch_size=8, epochs=2, verbose=0)
     assert len(traced) == 1 and task.optimizer.iterations.numpy() > 2
 
 
-def test_predict_keeps_input_order():
-    model = zoo.build("gpt", objective="clm", sequence_length=16)
-    texts = [f"document number {i}" for i in range(10)]
+def test_predict_keeps_input_order_whether_it_tokenizes_a_list_at_once_or_streams(monkeypatch):
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    texts = [f"document number {i}" for i in range(10)] + list(EDGE_TEXTS)
     together = model.predict(texts, batch_size=4, verbose=0)["clm"]
     alone = model.predict(texts[7:8], verbose=0)["clm"]
     np.testing.assert_allclose(together[7], alone[0], rtol=1e-4, atol=1e-4)
+    # Lists of any length are tokenized by one function, traced once.
+    assert model.preprocessor._inference_function.experimental_get_tracing_count() == 1
+    streamed = model.predict(tf.data.Dataset.from_tensor_slices(texts), batch_size=4, verbose=0)["clm"]
+    np.testing.assert_allclose(streamed, together, rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(zoo.task, "PREDICT_ARRAY_LIMIT", 4)  # a longer list streams too
+    np.testing.assert_allclose(model.predict(texts, batch_size=4, verbose=0)["clm"], together, rtol=1e-4, atol=1e-4)
 
 
 def test_fit_under_mirrored_strategies_on_two_cpus_one_after_another(texts):

@@ -41,6 +41,16 @@ def as_string_dataset(texts) -> tf.data.Dataset:
                 "map it to the text first"
             )
         return texts.unbatch() if spec.shape.rank == 1 else texts
+    return tf.data.Dataset.from_tensor_slices(string_tensor(texts))
+
+
+def string_tensor(texts) -> tf.Tensor:
+    """A 1-D string tensor of a list or array of strings, refusing anything else by name.
+
+    Example:
+        >>> string_tensor(["a b", "c"]).numpy()
+        array([b'a b', b'c'], dtype=object)
+    """
     if isinstance(texts, (str, bytes)):
         raise ConfigError("expected a list of strings, got a single string; wrap it in a list")
     array = np.asarray(texts, dtype=object).reshape(-1)
@@ -49,7 +59,7 @@ def as_string_dataset(texts) -> tf.data.Dataset:
     if not all(isinstance(t, (str, bytes)) for t in array):
         kinds = sorted({type(t).__name__ for t in array if not isinstance(t, (str, bytes))})
         raise ConfigError(f"expected strings, got {', '.join(kinds)}; pass raw text, one document per element")
-    return tf.data.Dataset.from_tensor_slices(tf.constant(array.tolist(), tf.string))
+    return tf.constant(array.tolist(), tf.string)
 
 
 class Preprocessor:
@@ -88,6 +98,7 @@ class Preprocessor:
             pad_value=ids["pad"],
             return_padding_mask=True,
         )
+        self._inference_function = None  # traced on first use by inference_arrays
 
     # -- training ------------------------------------------------------------
 
@@ -170,6 +181,19 @@ class Preprocessor:
         for objective in self.objectives:
             features = objective.prepare_inference(features, self.spec)
         return self._select_inputs(features)
+
+    def inference_arrays(self, texts) -> dict:
+        """Model inputs for ``predict`` of a list of strings, as NumPy arrays, one row per string.
+
+        One function, traced once per preprocessor, makes them: a new
+        ``tf.data`` iterator would instantiate the tokenizer's graph again
+        on every call (about a second for a byte-level BPE tokenizer).
+        """
+        if self._inference_function is None:
+            self._inference_function = tf.function(
+                self.inference_features, input_signature=[tf.TensorSpec([None], tf.string)]
+            )
+        return {name: value.numpy() for name, value in self._inference_function(string_tensor(texts)).items()}
 
     def inference_dataset(self, texts, batch_size: int) -> tf.data.Dataset:
         """Batches of model inputs for ``predict``, in input order."""
