@@ -41,12 +41,17 @@ def test_clm_predict_returns_next_token_logits_per_position(model_name):
     assert logits["clm"].shape == (2, 24, model.spec.vocabulary_size)
 
 
-def test_fit_traces_the_training_step_once(texts):
+@pytest.mark.parametrize("call", ["fit", "train_on_batch"])
+def test_training_traces_the_step_once(call, texts):
     # A first step that made the optimizer's variables was traced twice: once more without making them.
     task = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
     traced, keras_step = [], task.train_step
     task.train_step = lambda data: traced.append(data) or keras_step(data)
-    task.fit(texts[:8], batch_size=8, epochs=2, verbose=0)
+    if call == "fit":
+        task.fit(texts[:8], batch_size=8, epochs=2, verbose=0)
+    else:
+        for batch in task.preprocessor.training_dataset(texts[:8], batch_size=8).take(3):
+            task.train_on_batch(*batch)
     assert len(traced) == 1 and task.optimizer.iterations.numpy() > 2
 
 

@@ -262,10 +262,6 @@ class Task(keras.Model):
             validation_data = self.preprocessor.training_dataset(validation_data, 32, shuffle=False)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # Keras cannot shuffle a dataset; it would only warn so
-        if self.optimizer is not None and not self.optimizer.built:
-            # Made here, not while the first step is traced: a step that makes variables is traced twice.
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
         with _ends_of_data_expected(kwargs.get("steps_per_epoch")):
             return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
@@ -306,6 +302,17 @@ class Task(keras.Model):
                 x = self.preprocessor.inference_arrays(x)
         with _ends_of_data_expected(kwargs.get("steps")):
             return super().predict(x, batch_size=batch_size, **kwargs)
+
+    def make_train_function(self, force=False):
+        """Keras's, once the optimizer's variables are made: a first step that made them would be traced twice.
+
+        ``fit`` and ``train_on_batch`` call it before their first step; the
+        variables are made for the weights trainable then, as Keras would.
+        """
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
 
     def train_step(self, data):
         """Keras's step, or the one objective's :meth:`zoo.Objective.train_step` that replaces it."""
