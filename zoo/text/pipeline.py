@@ -98,7 +98,10 @@ class Preprocessor:
             pad_value=ids["pad"],
             return_padding_mask=True,
         )
-        self._inference_function = None  # traced on first use by inference_arrays
+        # inference_arrays' tokenizing function, traced on its first call
+        self._inference_function = tf.function(
+            self.inference_features, input_signature=[tf.TensorSpec([None], tf.string)]
+        )
 
     # -- training ------------------------------------------------------------
 
@@ -189,10 +192,6 @@ class Preprocessor:
         ``tf.data`` iterator would instantiate the tokenizer's graph again
         on every call (about a second for a byte-level BPE tokenizer).
         """
-        if self._inference_function is None:
-            self._inference_function = tf.function(
-                self.inference_features, input_signature=[tf.TensorSpec([None], tf.string)]
-            )
         return {name: value.numpy() for name, value in self._inference_function(string_tensor(texts)).items()}
 
     def inference_dataset(self, texts, batch_size: int) -> tf.data.Dataset:
