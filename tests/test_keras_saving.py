@@ -116,6 +116,39 @@ def test_the_compile_arguments_come_back_with_auto_where_zoo_chose(tmp_path):
     assert type(keras.models.clone_model(model)).__name__ == "Functional"  # Keras's clone still compiles its copy
 
 
+def test_load_model_without_compiling_gives_the_weights_and_no_training_state(tmp_path):
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1, precision="float32")
+    model.fit(default_corpus()[:64], batch_size=8, steps_per_epoch=2, verbose=0)
+    loaded = keras.saving.load_model(_saved(model, tmp_path / "task.keras"), compile=False)
+    assert not loaded.compiled and not hasattr(loaded, "optimizer")
+    for saved, weight in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, weight)
+    np.testing.assert_allclose(loaded.predict(TEXTS, verbose=0)["clm"], model.predict(TEXTS, verbose=0)["clm"],
+                               rtol=1e-5, atol=1e-5)
+    assert not keras.saving.load_model(_saved(loaded, tmp_path / "weights_only.keras")).compiled
+    loaded.compile()
+    loaded.fit(default_corpus()[:64], batch_size=8, steps_per_epoch=1, verbose=0)
+    assert int(loaded.optimizer.iterations) == 1  # a new optimizer, not the saved one at step 2
+
+
+def test_what_a_users_optimizer_leaves_out_of_weight_decay_comes_back(tmp_path):
+    model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
+    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.1)
+    model.compile(optimizer=optimizer)
+    optimizer.exclude_from_weight_decay(var_list=model.trainable_variables[:1], var_names=["gamma", "beta"])
+    loaded = keras.saving.load_model(_saved(model, tmp_path / "task.keras"))
+
+    def spared(task):
+        return [index for index, variable in enumerate(task.trainable_variables)
+                if not task.optimizer._use_weight_decay(variable)]
+
+    assert type(loaded.optimizer).__name__ == "AdamW" and loaded.optimizer.weight_decay == 0.1
+    assert spared(loaded) == spared(model)
+    assert 0 in spared(loaded) and all(
+        loaded.trainable_variables[index].path.endswith(("gamma", "beta")) for index in spared(loaded)[1:]
+    )
+
+
 def _saved(model, path):
     model.save(path)
     return path

@@ -50,6 +50,20 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
         >>> sorted(model.output)
         ['mlm']
     """
+    task = assemble(model, objective, size=size, tokenizer=tokenizer, sequence_length=sequence_length, seed=seed,
+                    precision=precision, **overrides)
+    task.compile()
+    return task
+
+
+def assemble(model: str, objective=None, *, size: str = "tiny", tokenizer=None, sequence_length: int | None = None,
+             seed: int = 0, precision: str = "auto", **overrides) -> Task:
+    """:func:`build` without compiling: what loading a saved task starts from, before its own compile arguments.
+
+    Example:
+        >>> assemble("bert", "mlm", num_layers=1).compiled
+        False
+    """
     family = registry.model_entry(model).value
     policy = resolve_precision(precision)
     objectives = _objectives(objective, family.default_objective)
@@ -77,9 +91,7 @@ def build(model: str, objective=None, *, size: str = "tiny", tokenizer=None, seq
             )
         arguments = dict(model=family.name, size=size, sequence_length=sequence_length, seed=seed,
                          precision=precision, overrides=dict(overrides))
-        task = _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed, arguments)
-    task.compile()
-    return task
+        return _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed, arguments)
 
 
 def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed, arguments) -> Task:

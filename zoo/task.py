@@ -33,6 +33,7 @@ from zoo.text.pipeline import Preprocessor
 from zoo.text.tokenizer import Tokenizer
 from zoo.tied_projection import measure_tied_projections
 from zoo.unread_outputs import freeze_unread_outputs
+from zoo.weight_decay import exclude_again, weight_decay_exclusions
 
 
 #: ``predict`` tokenizes up to this many strings in one call; more stream through ``tf.data`` in batches.
@@ -142,7 +143,9 @@ class Task(keras.Model):
 
         The compile arguments are those ``compile`` was given, ``"auto"``
         where zoo chose (AdamW without weight decay on biases and norms, the
-        objectives' losses and metrics).
+        objectives' losses and metrics), or None for a task never compiled;
+        beside them, what a given optimizer leaves out of weight decay
+        (:mod:`zoo.weight_decay`), which Keras's optimizer config drops.
         """
         if self.build_arguments is None:
             raise ConfigError(
@@ -155,32 +158,35 @@ class Task(keras.Model):
             **self.build_arguments,
             "objectives": [{"name": objective.name, "config": objective.get_config()} for objective in self.objectives],
             "tokenizer": self.tokenizer.get_config(),
-            "compile": keras.saving.serialize_keras_object(dict(self._compile_arguments)),
+            "compile": keras.saving.serialize_keras_object(dict(self._compile_arguments)) if self.compiled else None,
+            "weight_decay_exclusions": weight_decay_exclusions(self._compile_arguments["optimizer"],
+                                                               self.trainable_variables) if self.compiled else None,
         }
 
     @classmethod
     def from_config(cls, config: dict) -> "Task":
-        """The task of :meth:`get_config`'s `config`: built by :func:`zoo.build`, compiled, new weights.
+        """The task of :meth:`get_config`'s `config`, with new weights and not compiled.
 
-        Its optimizer's variables are made, so that ``keras.saving.load_model``
-        can load the saved ones into them.
+        :meth:`compile_from_config` compiles it with the saved compile
+        arguments; ``keras.saving.load_model`` calls it unless given
+        ``compile=False``.
         """
-        from zoo.builder import build  # zoo.builder makes tasks, so it imports this module
+        from zoo.builder import assemble  # zoo.builder makes tasks, so it imports this module
 
         config = dict(config)
         objectives = {item["name"]: item["config"] for item in config.pop("objectives")}
         tokenizer = Tokenizer.from_config(config.pop("tokenizer"))
         overrides = config.pop("overrides")
-        compile_arguments = keras.saving.deserialize_keras_object(config.pop("compile"))
+        compile_arguments = config.pop("compile")
+        exclusions = config.pop("weight_decay_exclusions", None)  # absent from files saved before it was kept
         try:
-            task = build(config.pop("model"), objectives, tokenizer=tokenizer, **config, **overrides)
+            task = assemble(config.pop("model"), objectives, tokenizer=tokenizer, **config, **overrides)
         except UnknownNameError as error:
             raise UnknownNameError(
                 f"cannot rebuild the saved task: {error}. Install the plugin that provides it "
                 "(`zoo list` shows what is installed)"
             ) from None
-        task.compile(**compile_arguments)
-        task.optimizer.build(task.trainable_variables)
+        task._saved_compile = (compile_arguments, exclusions)
         return task
 
     def save(self, filepath, overwrite=True, **kwargs):
@@ -190,7 +196,7 @@ class Task(keras.Model):
         disk, a crash) leaves an existing file at `filepath` as it was.
         """
         self.get_config()  # the errors a save can name, before any file is opened
-        if not self.optimizer.built:  # as a loaded task's is (see from_config)
+        if self.compiled and not self.optimizer.built:  # so that its state is saved, empty or not
             self.optimizer.build(self.trainable_variables)
         local = isinstance(filepath, (str, os.PathLike)) and "://" not in str(filepath)
         if not (local and overwrite and str(filepath).endswith(".keras") and kwargs.get("zipped") is not False):
@@ -200,12 +206,23 @@ class Task(keras.Model):
         return None
 
     def compile_from_config(self, config: dict) -> None:
-        """Nothing to do: :meth:`from_config` compiled the task with the arguments its config carries.
+        """Compile with the arguments the task's own config carries, and make the optimizer's variables.
 
-        Keras's own compile config (resolved losses and metrics) stays in the
-        file for ``keras.models.clone_model``, which compiles a plain copy from it.
+        Keras loads the saved optimizer state into those variables next. The
+        compile config Keras passes (losses and metrics resolved) is only
+        used for a task that :meth:`from_config` did not make; it stays in
+        the file for ``keras.models.clone_model``, which compiles a plain
+        Keras copy from it.
         """
-        del config
+        saved = getattr(self, "_saved_compile", None)
+        if saved is None:
+            self.compile(**keras.saving.deserialize_keras_object(config))
+        else:
+            arguments, exclusions = saved
+            arguments = keras.saving.deserialize_keras_object(arguments)
+            exclude_again(arguments["optimizer"], exclusions, self.trainable_variables)
+            self.compile(**arguments)
+        self.optimizer.build(self.trainable_variables)
 
     def compile(self, optimizer="auto", loss="auto", loss_weights="auto", weighted_metrics="auto", **kwargs):
         """Compile with each objective's loss, weight and metrics by default.
