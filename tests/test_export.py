@@ -82,6 +82,34 @@ def test_saved_model_cli_lists_the_string_signatures(tmp_path):
     assert (path / "assets.extra" / "config.json").exists()
 
 
+def test_an_export_replaces_an_earlier_export_only(tmp_path):
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    (tmp_path / "model.keras").write_text("a saved model")
+    (tmp_path / "run" / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
+    (tmp_path / "run" / "recipe.toml").write_text("name = 'run'\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(zoo.ZooError, match="is a file, not an export folder"):
+        zoo.export(model, tmp_path / "model.keras", max_new_tokens=4)
+    for folder in (tmp_path / "run", tmp_path / "run" / "checkpoints"):
+        with pytest.raises(zoo.ZooError, match="holds files that are not a zoo export"):
+            zoo.export(model, folder, max_new_tokens=4)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"top_k": 0}, "top_k must be an integer from 1 to the vocabulary size"),
+    ({"top_k": 10**6}, r"vocabulary size \(\d+\), got 1000000"),
+    ({"top_k": "5"}, "top_k must be an integer"),
+    ({"max_new_tokens": -1}, "max_new_tokens must be an integer >= 0, got -1"),
+])
+def test_endpoint_options_no_export_could_serve_are_refused(options, message, tmp_path):
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    with pytest.raises(zoo.ZooError, match=message):
+        zoo.export(model, tmp_path / "sm", **{"max_new_tokens": 4, **options})
+    assert not (tmp_path / "sm").exists()
+
+
 @pytest.mark.slow
 def test_an_export_killed_midway_leaves_the_previous_one_intact(tmp_path):
     path = tmp_path / "sm"

@@ -66,6 +66,11 @@ def test_unknown_keys_name_the_nearest_valid_key(override, message):
     ("training.precision=fp8", "training.precision must be one of 'auto'"),
     ("training.batch_size=0", "training.batch_size must be a positive integer"),
     ("model.vocabulary_size=100", "set the vocabulary size as tokenizer.vocabulary_size"),
+    ("training.seed=-5", "training.seed must be between 0 and 2"),
+    ("training.seed=4294967296", "training.seed must be between 0 and 2"),
+    ("export.top_k=0", "export.top_k must be a positive integer, got 0"),
+    ("export.max_new_tokens=-1", "export.max_new_tokens must be >= 0, got -1"),
+    ('name="."', "with at least one letter or digit"),
 ])
 def test_wrong_types_and_values_are_config_errors(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):

@@ -98,6 +98,35 @@ def test_zoo_export_writes_the_runs_trained_model(tmp_path):
     assert export_run(run) == run / "saved_model" and metrics["steps"] == 3
 
 
+def test_a_folder_that_is_not_a_run_is_refused_and_left_as_it_was(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    (folder / "saved_model").mkdir(parents=True)
+    (folder / "saved_model" / "notes.txt").write_text("mine")
+    (folder / "metrics.json").write_text("{}")
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert main(["train", "gpt-clm", "--out", str(folder), *[f"--set={o}" for o in smoke("gpt-clm")]]) == 2
+    assert "holds files but no zoo run (no recipe.toml)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_a_damaged_checkpoint_names_the_step_to_go_back_to(tmp_path):
+    from zoo.checkpoints import RunCheckpoints, restore_model
+
+    task = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    task.optimizer.build(task.trainable_variables)
+    checkpoints = RunCheckpoints(tmp_path, task, keep=3)
+    checkpoints.save(step=1, data_position=1)
+    checkpoints.save(step=2, data_position=2)
+    for data in (tmp_path / "step-00000002").glob("ckpt.data-*"):
+        data.write_bytes(data.read_bytes()[:10])  # a copy cut short
+    damaged = r"step-00000002 cannot be read \(.*\); delete .*step-00000002 to go on from the checkpoint of step 1"
+    for read in (checkpoints.restore, lambda: restore_model(tmp_path, task)):
+        with pytest.raises(zoo.ZooError, match=damaged):
+            read()
+    shutil.rmtree(tmp_path / "step-00000002")
+    assert checkpoints.restore() == {"step": 1, "data_position": 1}
+
+
 def _first_step_loss(out, *extra):
     metrics = train("bert-mlm", out=out, verbose=0, overrides=smoke(
         "bert-mlm", "training.steps=1", "training.learning_rate=1e-6", "model.dropout=0.0",

@@ -106,13 +106,18 @@ class RunCheckpoints:
         folder = self.folder / f"step-{steps[-1]:08d}"
         try:
             state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-            self._checkpoint.read(str(folder / "ckpt")).assert_existing_objects_matched()
-        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            state = {"step": int(state["step"]), "data_position": int(state["data_position"])}
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise _damaged(folder, steps, error) from None
+        status = _read(self._checkpoint, folder, steps)
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as error:
             raise ConfigError(
-                f"checkpoint {folder} does not fit this model ({str(error).splitlines()[0]}); "
+                f"checkpoint {folder} does not fit this model ({_first_line(error)}); "
                 "train into a new --out folder or delete the run's checkpoints"
             ) from None
-        return {"step": int(state["step"]), "data_position": int(state["data_position"])}
+        return state
 
     def remove_partial_writes(self) -> None:
         """Delete temporary folders left by a process killed while writing a checkpoint."""
@@ -134,10 +139,36 @@ def restore_model(folder, model) -> int:
     if not steps:
         raise ConfigError(f"no checkpoint in {folder}; train the run first (zoo train RECIPE --out RUN_DIR)")
     path = pathlib.Path(folder) / f"step-{steps[-1]:08d}" / "ckpt"
-    status = tf.train.Checkpoint(model=model).read(str(path))
+    status = _read(tf.train.Checkpoint(model=model), path.parent, steps)
     status.expect_partial()  # the optimizer's slots are not needed
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:
-        raise ConfigError(f"checkpoint {path} does not fit this model ({str(error).splitlines()[0]})") from None
+        raise ConfigError(f"checkpoint {path} does not fit this model ({_first_line(error)})") from None
     return steps[-1]
+
+
+def _read(checkpoint: tf.train.Checkpoint, folder: pathlib.Path, steps: list):
+    """``checkpoint.read`` of the checkpoint in `folder`; a ConfigError if its files cannot be read."""
+    try:
+        return checkpoint.read(str(folder / "ckpt"))
+    except (OSError, IndexError, tf.errors.OpError) as error:  # files cut short, garbled or missing
+        raise _damaged(folder, steps, error) from None
+    except ValueError as error:
+        raise ConfigError(  # the shapes of another model
+            f"checkpoint {folder} does not fit this model ({_first_line(error)}); "
+            "train into a new --out folder or delete the run's checkpoints"
+        ) from None
+
+
+def _damaged(folder: pathlib.Path, steps: list, error) -> ConfigError:
+    """The error for a checkpoint whose files are cut short or garbled (a partial copy, a full disk)."""
+    if len(steps) > 1:
+        fix = f"delete {folder} to go on from the checkpoint of step {steps[-2]}"
+    else:
+        fix = "it is the run's only checkpoint: delete it to start the run again"
+    return ConfigError(f"checkpoint {folder} cannot be read ({_first_line(error)}); {fix}")
+
+
+def _first_line(error) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -30,6 +30,7 @@ registered before loading)::
 from __future__ import annotations
 
 import json
+import numbers
 import pathlib
 
 import keras
@@ -110,6 +111,27 @@ class ServingContext:
         return self._task.tokenizer.detokenize(token_ids)
 
 
+def check_serving_options(spec, *, top_k, max_new_tokens) -> None:
+    """Refuse endpoint options no export could serve: `top_k` from 1 to the vocabulary size, `max_new_tokens` >= 0.
+
+    Example:
+        >>> import zoo
+        >>> check_serving_options(zoo.build("gpt", num_layers=1).spec, top_k=0, max_new_tokens=16)
+        Traceback (most recent call last):
+        ...
+        zoo.errors.ConfigError: top_k must be an integer from 1 to the vocabulary size (8192), got 0
+    """
+    vocabulary_size = spec.vocabulary_size or top_k  # a backbone of feature vectors has no vocabulary
+    if not _is_integer(top_k) or not 1 <= top_k <= vocabulary_size:
+        raise ConfigError(f"top_k must be an integer from 1 to the vocabulary size ({vocabulary_size}), got {top_k!r}")
+    if not _is_integer(max_new_tokens) or max_new_tokens < 0:
+        raise ConfigError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def serving_functions(task, *, top_k: int = 5, max_new_tokens: int = 16) -> dict:
     """The exported functions, by signature name, as ``(function, input_signature)``.
 
@@ -120,6 +142,7 @@ def serving_functions(task, *, top_k: int = 5, max_new_tokens: int = 16) -> dict
         >>> sorted(serving_functions(zoo.build("gpt", objective="clm", num_layers=1)))
         ['clm', 'encode', 'serving_default', 'token_ids']
     """
+    check_serving_options(task.spec, top_k=top_k, max_new_tokens=max_new_tokens)
     context = ServingContext(task, top_k=top_k, max_new_tokens=max_new_tokens)
     functions = {}
     for objective in task.objectives:
@@ -146,8 +169,9 @@ def export(model, path, *, top_k: int = 5, max_new_tokens: int = 16) -> pathlib.
 
     Args:
         model: a :class:`zoo.task.Task`.
-        path: the export folder; an existing one is replaced once the new
-            export is complete.
+        path: the export folder, new or empty; an earlier export there is
+            replaced once the new one is complete, and a folder holding
+            anything else is refused.
         top_k: candidates returned by fill-mask and next-token endpoints.
         max_new_tokens: tokens a generating endpoint appends.
 
@@ -165,6 +189,7 @@ def export(model, path, *, top_k: int = 5, max_new_tokens: int = 16) -> pathlib.
     if not isinstance(model, Task):
         raise ConfigError(f"zoo.export takes a model from zoo.build, got {type(model).__name__}")
     path = pathlib.Path(path)
+    _check_replaceable(path)
     functions = serving_functions(model, top_k=top_k, max_new_tokens=max_new_tokens)
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -183,6 +208,20 @@ def export(model, path, *, top_k: int = 5, max_new_tokens: int = 16) -> pathlib.
         (extra / "config.json").write_text(json.dumps(_config(model), indent=2, sort_keys=True) + "\n")
         (folder / "README.md").write_text(_readme(model, path.name, functions))
     return path
+
+
+def _check_replaceable(path: pathlib.Path) -> None:
+    """An export replaces an earlier export or an empty folder, never other files (a run, a checkpoint, a model)."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ConfigError(f"{path} is a file, not an export folder; give a new folder path for the export")
+    earlier_export = (path / "saved_model.pb").is_file() and (path / "assets.extra" / "config.json").is_file()
+    if not earlier_export and any(path.iterdir()):
+        raise ConfigError(
+            f"{path} holds files that are not a zoo export, and an export replaces its folder whole; "
+            "give a new or empty folder (an earlier export there is replaced)"
+        )
 
 
 def _keyword_function(body, signature):

@@ -389,8 +389,16 @@ def _check_values(recipe: Recipe, source: str) -> None:
         value = getattr(training, key)
         if not math.isfinite(value) or value < 0 or (key == "learning_rate" and value == 0):
             raise ConfigError(f"{source}: training.{key} must be a finite number {'> 0' if key == 'learning_rate' else '>= 0'}, got {value}")
+    if not 0 <= training.seed < 2**32:
+        raise ConfigError(f"{source}: training.seed must be between 0 and 2**32 - 1, got {training.seed}")
+    _positive(source, "export.top_k", recipe.export.top_k)
+    if recipe.export.max_new_tokens < 0:
+        raise ConfigError(f"{source}: export.max_new_tokens must be >= 0, got {recipe.export.max_new_tokens}")
     if not recipe.name.replace("-", "").replace("_", "").replace(".", "").isalnum() and recipe.name:
-        raise ConfigError(f"{source}: name {recipe.name!r} must be letters, digits, '-', '_' or '.' (it names the run folder)")
+        raise ConfigError(
+            f"{source}: name {recipe.name!r} must be letters, digits, '-', '_' or '.', with at least one letter or "
+            "digit (it names the run folder)"
+        )
 
 
 def _choice(source, key, value, choices) -> None:

@@ -51,6 +51,7 @@ from zoo import registry
 from zoo.checkpoints import RunCheckpoints, checkpoint_steps, restore_model
 from zoo.distribute import STRATEGIES, get_strategy, is_chief
 from zoo.errors import ConfigError, CorpusError, unknown_name
+from zoo.export import check_serving_options, export
 from zoo.files import atomic_write_text
 from zoo.recipe import Recipe, load_recipe
 from zoo.text.corpus import default_corpus, read_documents, split_held_out
@@ -114,6 +115,8 @@ def train(recipe, *, data=None, out=None, overrides=(), strategy=None, verbose="
             total_steps = training.steps
         else:
             total_steps = training.epochs * _count_batches(one_pass)
+        if recipe.export.enabled:  # the export ends the run: refuse its options before training
+            check_serving_options(task.spec, top_k=recipe.export.top_k, max_new_tokens=recipe.export.max_new_tokens)
         task.compile(optimizer=make_optimizer(training, total_steps))
         task.optimizer.build(task.trainable_variables)
         if source_weights is not None:
@@ -174,8 +177,6 @@ def export_run(run_dir, out=None) -> pathlib.Path:
         ...
         zoo.errors.ConfigError: /nonexistent is not a zoo run (no recipe.toml); ...
     """
-    from zoo.export import export
-
     run_dir = pathlib.Path(run_dir)
     task = load_run(run_dir)
     recipe = load_recipe(run_dir / "recipe.toml")
@@ -535,11 +536,20 @@ def _load_weights(task, weights, init_from) -> None:
 
 
 def _check_resumable(run_dir: pathlib.Path, recipe: Recipe) -> None:
-    """An existing run folder may only be resumed with the same recipe (strategy and export aside)."""
+    """An existing run folder may only be resumed with the same recipe (strategy and export aside).
+
+    A folder that is not a run must be empty (hidden files aside): a run
+    writes ``checkpoints/``, ``saved_model/`` and ``metrics.json`` into it.
+    """
     saved = run_dir / "recipe.toml"
     if not saved.is_file():
         if run_dir.exists() and not run_dir.is_dir():
             raise ConfigError(f"--out {run_dir} is a file; give a folder for the run")
+        if run_dir.is_dir() and any(not entry.name.startswith(".") for entry in run_dir.iterdir()):
+            raise ConfigError(
+                f"--out {run_dir} holds files but no zoo run (no recipe.toml), and a run would write over them; "
+                "give a new or empty folder"
+            )
         return
     previous = load_recipe(saved).to_dict()
     current = recipe.to_dict()
