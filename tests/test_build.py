@@ -116,11 +116,45 @@ def test_labels_for_self_supervised_fit_are_rejected(texts):
     ([1, 2, 3], "expected strings, got int; pass raw text"),
     (["text", 2.5], "expected strings, got float"),
     ([], "no text given"),
+    (None, "no input given"),
+    ([["a"], ["b"]], "got a list of lists"),
 ])
 def test_what_is_not_a_list_of_texts_is_named(call, data, message):
     model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
     with pytest.raises(zoo.ZooError, match=message):
         getattr(model, call)(data, verbose=0)
+
+
+@pytest.mark.parametrize("call, data, arguments, message", [
+    ("fit", ["", "  ", "\n"], {}, "every text is empty or whitespace"),
+    ("evaluate", [" "], {}, "every text is empty or whitespace"),
+    ("fit", ["some text"], {"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+    ("predict", ["some text"], {"batch_size": -1}, "batch_size must be a positive integer, got -1"),
+    ("fit", ["some text"] * 4, {"validation_split": 0.25}, "pass the held-out texts as validation_data"),
+])
+def test_inputs_keras_would_fail_on_late_are_named_first(call, data, arguments, message):
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    with pytest.raises(zoo.ZooError, match=message):
+        getattr(model, call)(data, verbose=0, **arguments)
+
+
+def test_a_string_tensor_is_text_like_a_list():
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    texts = ["The cat sat.", "ünïcode"]
+    np.testing.assert_array_equal(model.predict(tf.constant(texts), verbose=0)["clm"],
+                                  model.predict(texts, verbose=0)["clm"])
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"objective": {}}, "objective is an empty dict"),
+    ({"objective": {"mlm": 0.2}}, "the parameters of mlm must be a dict"),
+    ({"sequence_length": "32"}, "sequence_length must be an integer >= 2, got '32'"),
+    ({"sequence_length": 32.5}, "sequence_length must be an integer >= 2, got 32.5"),
+    ({"seed": -1}, "seed must be an integer from 0 to 4294967295, got -1"),
+])
+def test_build_arguments_of_the_wrong_kind_are_named(arguments, message):
+    with pytest.raises(zoo.ZooError, match=message):
+        zoo.build("bert", **arguments)
 
 
 def test_sequence_length_beyond_the_model_is_an_error():

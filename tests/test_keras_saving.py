@@ -149,6 +149,16 @@ def test_what_a_users_optimizer_leaves_out_of_weight_decay_comes_back(tmp_path):
     )
 
 
+@pytest.mark.parametrize("name", ["task.h5", "task", "folder.keras"])
+def test_a_path_keras_could_not_load_a_task_from_is_refused(name, tmp_path):
+    (tmp_path / "folder.keras").mkdir()
+    (tmp_path / "folder.keras" / "mine.txt").write_text("mine")
+    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+    with pytest.raises(zoo.ZooError, match="saves whole as one .keras file"):
+        model.save(tmp_path / name)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["folder.keras", "folder.keras/mine.txt"]
+
+
 def _saved(model, path):
     model.save(path)
     return path

@@ -237,3 +237,5 @@ def test_export_gives_the_probability_that_next_text_follows_text(trained, tmp_p
     result = zoo.testing.run_export_test(model, tmp_path, texts=texts[:3] + next_texts[-3:])
     assert result["signatures"] == ["encode", "mlm", "nsp", "serving_default", "token_ids"]
     assert result["expected"]["nsp"]["probability"].shape == (9,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="give one next_text per text"):
+        function({"text": tf.constant(texts[:2]), "next_text": tf.constant(next_texts[:1])})

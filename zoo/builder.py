@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 from collections.abc import Mapping
 
 from zoo import registry
@@ -65,6 +66,9 @@ def assemble(model: str, objective=None, *, size: str = "tiny", tokenizer=None, 
         False
     """
     family = registry.model_entry(model).value
+    _check_integer("seed", seed, 0, 2**32 - 1)
+    if sequence_length is not None:
+        _check_integer("sequence_length", sequence_length, 2, None)
     policy = resolve_precision(precision)
     objectives = _objectives(objective, family.default_objective)
     for instance in objectives:
@@ -116,12 +120,22 @@ def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed, 
     return Task(backbone, spec, objectives, tokenizer, sequence_length, seed=seed, build_arguments=arguments)
 
 
+def _check_integer(name: str, value, low: int, high: int | None) -> None:
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integer or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be an integer {bounds}, got {value!r}")
+
+
 def _objectives(objective, default: str) -> list:
     if objective is None:
         objective = default
     if isinstance(objective, (str, Objective)):
         objective = [objective]
     if isinstance(objective, Mapping):
+        if not objective:
+            raise ConfigError("objective is an empty dict; name at least one objective, or leave it out for "
+                              f"the family's default ({default})")
         return [_instantiate(name, params) for name, params in objective.items()]
     if not isinstance(objective, (list, tuple)) or not objective:
         raise ConfigError(
@@ -135,6 +149,9 @@ def _instantiate(name, params) -> Objective:
     if not isinstance(name, str):
         raise ConfigError(f"objective names are strings, got {name!r}")
     cls = registry.objective_entry(name).value
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError(f"the parameters of {name} must be a dict of name to value, got {params!r}; "
+                          f"write {{{name!r}: {{'parameter': value}}}}")
     params = dict(params or {})
     accepted = inspect.signature(cls).parameters
     for key in params:

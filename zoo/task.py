@@ -41,15 +41,30 @@ PREDICT_ARRAY_LIMIT = 4096
 
 
 def _is_raw_text(data) -> bool:
-    """Whether `data` is text for the preprocessing, which also names what is wrong with a bare string or numbers."""
+    """Whether `data` is text for the preprocessing, which also names what is wrong with a bare string or numbers.
+
+    Refuses by name what is neither text nor Keras's own input: None, and
+    lists of lists.
+    """
+    if data is None:
+        raise ConfigError("no input given (None); pass a list of strings or a tf.data.Dataset of strings")
     if isinstance(data, tf.data.Dataset):
         spec = data.element_spec
         return isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
     if isinstance(data, (str, bytes)):
         return True
     if isinstance(data, (list, tuple)):
+        if len(data) and isinstance(data[0], (list, tuple)):
+            raise ConfigError("expected a flat list of strings, got a list of lists; join or flatten the texts")
         return len(data) == 0 or isinstance(data[0], (str, bytes, int, float))
+    if isinstance(data, tf.Tensor):
+        return data.dtype == tf.string
     return hasattr(data, "dtype") and getattr(data.dtype, "kind", "") in ("U", "S", "O")
+
+
+def _check_batch_size(batch_size) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -195,11 +210,17 @@ class Task(keras.Model):
         So a save that fails (an objective that cannot be saved, a full
         disk, a crash) leaves an existing file at `filepath` as it was.
         """
+        local = isinstance(filepath, (str, os.PathLike)) and "://" not in str(filepath)
+        zipped = kwargs.get("zipped") is not False
+        if local and (not str(filepath).endswith(".keras") or (zipped and pathlib.Path(filepath).is_dir())):
+            raise ConfigError(
+                f"a task saves whole as one .keras file, not {filepath}; give a file path ending in .keras "
+                "(or use save_weights with a .weights.h5 path for the weights alone)"
+            )
         self.get_config()  # the errors a save can name, before any file is opened
         if self.compiled and not self.optimizer.built:  # so that its state is saved, empty or not
             self.optimizer.build(self.trainable_variables)
-        local = isinstance(filepath, (str, os.PathLike)) and "://" not in str(filepath)
-        if not (local and overwrite and str(filepath).endswith(".keras") and kwargs.get("zipped") is not False):
+        if not (local and overwrite and zipped):
             return super().save(filepath, overwrite=overwrite, **kwargs)
         with atomic_file(pathlib.Path(filepath)) as temporary:
             super().save(temporary, **kwargs)
@@ -263,12 +284,17 @@ class Task(keras.Model):
         An objective may take its own format instead (:meth:`zoo.Objective.dataset`):
         ``pseudo_label`` takes ``{"labeled": (texts, labels), "unlabeled": texts}``.
         """
+        _check_batch_size(batch_size)
         own = self._objective_dataset(x, y, batch_size or 32, training=True)
         if own is not None:
             x, y, batch_size = own, None, None
             kwargs["shuffle"] = False  # the objective's pipeline shuffles itself
         elif _is_raw_text(x):
             _reject_labels(y)
+            if kwargs.get("validation_split"):
+                raise ConfigError(
+                    "validation_split takes arrays; for raw text pass the held-out texts as validation_data"
+                )
             x = self.preprocessor.training_dataset(x, batch_size or 32)
             batch_size = None
             kwargs["shuffle"] = False  # the pipeline shuffles documents itself
@@ -284,6 +310,7 @@ class Task(keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """``keras.Model.evaluate`` that also takes raw strings (same corruption every call)."""
+        _check_batch_size(batch_size)
         own = self._objective_dataset(x, y, batch_size or 32, training=False)
         if own is not None:
             x, y, batch_size = own, None, None
@@ -311,6 +338,7 @@ class Task(keras.Model):
         milliseconds more than the model); a ``tf.data.Dataset`` of strings,
         or a longer list, streams through ``tf.data`` in batches.
         """
+        _check_batch_size(batch_size)
         if _is_raw_text(x):
             if isinstance(x, tf.data.Dataset) or len(x) > PREDICT_ARRAY_LIMIT:
                 x = self.preprocessor.inference_dataset(x, batch_size or 32)

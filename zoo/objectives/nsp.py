@@ -303,6 +303,10 @@ class NextSentencePrediction(Objective):
         ``[batch]``) and ``is_next`` (int32, 1 where it is above 1/2).
         """
         spec, length = context.spec, context.sequence_length
+        tf.debugging.assert_equal(
+            tf.size(inputs["text"]), tf.size(inputs["next_text"]),
+            message="nsp: give one next_text per text (the two batches differ in length)",
+        )
         first, second = context.tokenize(inputs["text"]), context.tokenize(inputs["next_text"])
         packer = keras_hub.layers.MultiSegmentPacker(
             sequence_length=length,

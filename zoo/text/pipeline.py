@@ -111,7 +111,17 @@ class Preprocessor:
         With ``shuffle=True`` documents are reshuffled and masks redrawn on
         every pass (seeded); with ``shuffle=False`` every pass is identical.
         """
-        documents = as_string_dataset(texts).filter(lambda text: tf.strings.length(tf.strings.strip(text)) > 0)
+        if isinstance(texts, tf.data.Dataset):
+            documents = as_string_dataset(texts)
+        else:
+            strings = string_tensor(texts)
+            # Eagerly only: zoo train builds this inside flat_map, after checking its corpus itself.
+            if tf.executing_eagerly() and not any(text.strip() for text in strings.numpy()):
+                raise CorpusError(
+                    "every text is empty or whitespace, so there is nothing to train on; pass texts with words"
+                )
+            documents = tf.data.Dataset.from_tensor_slices(strings)
+        documents = documents.filter(lambda text: tf.strings.length(tf.strings.strip(text)) > 0)
         if shuffle:
             documents = documents.shuffle(SHUFFLE_BUFFER_SIZE, seed=self.seed, reshuffle_each_iteration=True)
         batches = self._structure(documents).batch(batch_size)
