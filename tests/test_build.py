@@ -113,6 +113,7 @@ def test_labels_for_self_supervised_fit_are_rejected(texts):
 @pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
 @pytest.mark.parametrize("data, message", [
     ("The [MASK] sat.", "got a single string; wrap it in a list"),
+    (tf.constant("The [MASK] sat."), "got a single string; wrap it in a list"),
     ([1, 2, 3], "expected strings, got int; pass raw text"),
     (["text", 2.5], "expected strings, got float"),
     ([], "no text given"),

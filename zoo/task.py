@@ -58,6 +58,8 @@ def _is_raw_text(data) -> bool:
             raise ConfigError("expected a flat list of strings, got a list of lists; join or flatten the texts")
         return len(data) == 0 or isinstance(data[0], (str, bytes, int, float))
     if isinstance(data, tf.Tensor):
+        if data.dtype == tf.string and data.shape.rank == 0:
+            raise ConfigError("expected a list of strings, got a single string; wrap it in a list")
         return data.dtype == tf.string
     return hasattr(data, "dtype") and getattr(data.dtype, "kind", "") in ("U", "S", "O")
 
