@@ -17,6 +17,18 @@ def texts():
     return default_corpus()[:300]
 
 
+@pytest.fixture(scope="module")
+def small_bert():
+    """A one-layer BERT for checks that fail before any step (so sharing it changes nothing)."""
+    return zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
+
+
+@pytest.fixture(scope="module")
+def small_gpt():
+    """A one-layer GPT for checks that fail before any step, and for predict."""
+    return zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+
+
 @pytest.mark.parametrize("model_name, objective", PAIRS)
 def test_fit_on_raw_strings_lowers_the_loss(model_name, objective, texts):
     # Also: every metric reported, predict on raw strings in order (empty and non-ASCII too).
@@ -120,10 +132,9 @@ def test_labels_for_self_supervised_fit_are_rejected(texts):
     (None, "no input given"),
     ([["a"], ["b"]], "got a list of lists"),
 ])
-def test_what_is_not_a_list_of_texts_is_named(call, data, message):
-    model = zoo.build("bert", objective="mlm", sequence_length=16, num_layers=1)
+def test_what_is_not_a_list_of_texts_is_named(call, data, message, small_bert):
     with pytest.raises(zoo.ZooError, match=message):
-        getattr(model, call)(data, verbose=0)
+        getattr(small_bert, call)(data, verbose=0)
 
 
 @pytest.mark.parametrize("call, data, arguments, message", [
@@ -133,17 +144,15 @@ def test_what_is_not_a_list_of_texts_is_named(call, data, message):
     ("predict", ["some text"], {"batch_size": -1}, "batch_size must be a positive integer, got -1"),
     ("fit", ["some text"] * 4, {"validation_split": 0.25}, "pass the held-out texts as validation_data"),
 ])
-def test_inputs_keras_would_fail_on_late_are_named_first(call, data, arguments, message):
-    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+def test_inputs_keras_would_fail_on_late_are_named_first(call, data, arguments, message, small_gpt):
     with pytest.raises(zoo.ZooError, match=message):
-        getattr(model, call)(data, verbose=0, **arguments)
+        getattr(small_gpt, call)(data, verbose=0, **arguments)
 
 
-def test_a_string_tensor_is_text_like_a_list():
-    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+def test_a_string_tensor_is_text_like_a_list(small_gpt):
     texts = ["The cat sat.", "ünïcode"]
-    np.testing.assert_array_equal(model.predict(tf.constant(texts), verbose=0)["clm"],
-                                  model.predict(texts, verbose=0)["clm"])
+    np.testing.assert_array_equal(small_gpt.predict(tf.constant(texts), verbose=0)["clm"],
+                                  small_gpt.predict(texts, verbose=0)["clm"])
 
 
 @pytest.mark.parametrize("arguments, message", [

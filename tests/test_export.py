@@ -82,8 +82,13 @@ def test_saved_model_cli_lists_the_string_signatures(tmp_path):
     assert (path / "assets.extra" / "config.json").exists()
 
 
-def test_an_export_replaces_an_earlier_export_only(tmp_path):
-    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+@pytest.fixture(scope="module")
+def small_gpt():
+    return zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+
+
+def test_an_export_replaces_an_earlier_export_only(tmp_path, small_gpt):
+    model = small_gpt
     (tmp_path / "model.keras").write_text("a saved model")
     (tmp_path / "run" / "checkpoints" / "step-00000002").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
@@ -103,10 +108,9 @@ def test_an_export_replaces_an_earlier_export_only(tmp_path):
     ({"top_k": "5"}, "top_k must be an integer"),
     ({"max_new_tokens": -1}, "max_new_tokens must be an integer >= 0, got -1"),
 ])
-def test_endpoint_options_no_export_could_serve_are_refused(options, message, tmp_path):
-    model = zoo.build("gpt", objective="clm", sequence_length=16, num_layers=1)
+def test_endpoint_options_no_export_could_serve_are_refused(options, message, tmp_path, small_gpt):
     with pytest.raises(zoo.ZooError, match=message):
-        zoo.export(model, tmp_path / "sm", **{"max_new_tokens": 4, **options})
+        zoo.export(small_gpt, tmp_path / "sm", **{"max_new_tokens": 4, **options})
     assert not (tmp_path / "sm").exists()
 
 
