@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import numbers
 from collections.abc import Mapping
 
 from zoo import registry
-from zoo.errors import ConfigError, IncompatibleError, unknown_name
+from zoo.errors import ConfigError, IncompatibleError, check_integer, unknown_name
 from zoo.objective import Objective
 from zoo.precision import precision_scope, resolve_precision
 from zoo.task import Task
@@ -66,9 +65,9 @@ def assemble(model: str, objective=None, *, size: str = "tiny", tokenizer=None, 
         False
     """
     family = registry.model_entry(model).value
-    _check_integer("seed", seed, 0, 2**32 - 1)
+    check_integer("seed", seed, 0, 2**32 - 1)
     if sequence_length is not None:
-        _check_integer("sequence_length", sequence_length, 2, None)
+        check_integer("sequence_length", sequence_length, 2)
     policy = resolve_precision(precision)
     objectives = _objectives(objective, family.default_objective)
     for instance in objectives:
@@ -118,13 +117,6 @@ def _task(family, backbone, spec, objectives, tokenizer, sequence_length, seed, 
             f"{spec.max_sequence_length}, got {sequence_length}; raise max_sequence_length or shorten it"
         )
     return Task(backbone, spec, objectives, tokenizer, sequence_length, seed=seed, build_arguments=arguments)
-
-
-def _check_integer(name: str, value, low: int, high: int | None) -> None:
-    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not integer or value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{name} must be an integer {bounds}, got {value!r}")
 
 
 def _objectives(objective, default: str) -> list:

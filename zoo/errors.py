@@ -8,6 +8,7 @@ status 2. Messages name the problem and the fix.
 from __future__ import annotations
 
 import difflib
+import numbers
 from typing import Iterable
 
 
@@ -51,3 +52,24 @@ def unknown_name(kind: str, name: object, available: Iterable[str]) -> UnknownNa
         message += ";"
     listing = ", ".join(available) if available else "(none installed)"
     return UnknownNameError(f"{message} Available: {listing}")
+
+
+def check_integer(name: str, value, low: int, high: int | None = None, *, high_name: str = "") -> None:
+    """Raise a ConfigError naming `name` unless `value` is an integer (not a bool) from `low` to `high`.
+
+    `high_name` says what the upper bound is (``"the vocabulary size"``).
+
+    Example:
+        >>> check_integer("batch_size", 0, 1)
+        Traceback (most recent call last):
+        ...
+        zoo.errors.ConfigError: batch_size must be a positive integer, got 0
+    """
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if integer and value >= low and (high is None or value <= high):
+        return
+    if high is not None:
+        bounds = f"an integer from {low} to {f'{high_name} ({high})' if high_name else high}"
+    else:
+        bounds = "a positive integer" if low == 1 else f"an integer >= {low}"
+    raise ConfigError(f"{name} must be {bounds}, got {value!r}")

@@ -30,13 +30,12 @@ registered before loading)::
 from __future__ import annotations
 
 import json
-import numbers
 import pathlib
 
 import keras
 import tensorflow as tf
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, check_integer
 from zoo.files import atomic_directory
 
 TEXT_SIGNATURE = {"text": tf.TensorSpec([None], tf.string, name="text")}
@@ -121,15 +120,11 @@ def check_serving_options(spec, *, top_k, max_new_tokens) -> None:
         ...
         zoo.errors.ConfigError: top_k must be an integer from 1 to the vocabulary size (8192), got 0
     """
-    vocabulary_size = spec.vocabulary_size or top_k  # a backbone of feature vectors has no vocabulary
-    if not _is_integer(top_k) or not 1 <= top_k <= vocabulary_size:
-        raise ConfigError(f"top_k must be an integer from 1 to the vocabulary size ({vocabulary_size}), got {top_k!r}")
-    if not _is_integer(max_new_tokens) or max_new_tokens < 0:
-        raise ConfigError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-
-
-def _is_integer(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if spec.vocabulary_size:  # a backbone of feature vectors has no vocabulary, and no top-k endpoint
+        check_integer("top_k", top_k, 1, spec.vocabulary_size, high_name="the vocabulary size")
+    else:
+        check_integer("top_k", top_k, 1)
+    check_integer("max_new_tokens", max_new_tokens, 0)
 
 
 def serving_functions(task, *, top_k: int = 5, max_new_tokens: int = 16) -> dict:

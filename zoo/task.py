@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from zoo import registry
 from zoo.compiled_optimizer import compile_updates
-from zoo.errors import ConfigError, UnknownNameError, ZooError
+from zoo.errors import ConfigError, UnknownNameError, ZooError, check_integer
 from zoo.files import atomic_file
 from zoo.fused_gelu import fuse_gelu
 from zoo.fused_layer_norm import fuse_layer_norm
@@ -62,11 +62,6 @@ def _is_raw_text(data) -> bool:
             raise ConfigError("expected a list of strings, got a single string; wrap it in a list")
         return data.dtype == tf.string
     return hasattr(data, "dtype") and getattr(data.dtype, "kind", "") in ("U", "S", "O")
-
-
-def _check_batch_size(batch_size) -> None:
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -286,7 +281,8 @@ class Task(keras.Model):
         An objective may take its own format instead (:meth:`zoo.Objective.dataset`):
         ``pseudo_label`` takes ``{"labeled": (texts, labels), "unlabeled": texts}``.
         """
-        _check_batch_size(batch_size)
+        if batch_size is not None:
+            check_integer("batch_size", batch_size, 1)
         own = self._objective_dataset(x, y, batch_size or 32, training=True)
         if own is not None:
             x, y, batch_size = own, None, None
@@ -312,7 +308,8 @@ class Task(keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """``keras.Model.evaluate`` that also takes raw strings (same corruption every call)."""
-        _check_batch_size(batch_size)
+        if batch_size is not None:
+            check_integer("batch_size", batch_size, 1)
         own = self._objective_dataset(x, y, batch_size or 32, training=False)
         if own is not None:
             x, y, batch_size = own, None, None
@@ -340,7 +337,8 @@ class Task(keras.Model):
         milliseconds more than the model); a ``tf.data.Dataset`` of strings,
         or a longer list, streams through ``tf.data`` in batches.
         """
-        _check_batch_size(batch_size)
+        if batch_size is not None:
+            check_integer("batch_size", batch_size, 1)
         if _is_raw_text(x):
             if isinstance(x, tf.data.Dataset) or len(x) > PREDICT_ARRAY_LIMIT:
                 x = self.preprocessor.inference_dataset(x, batch_size or 32)
